@@ -1,0 +1,81 @@
+"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, small factories."""
+
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from products.services import create_product
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in Redis across tests; start each test with none."""
+    cache.delete_pattern("*")
+    yield
+
+
+@pytest.fixture
+def no_rate_limits(settings):
+    settings.RATE_LIMIT_PURCHASE_USER = None
+    settings.RATE_LIMIT_PURCHASE_IP = None
+    settings.RATE_LIMIT_LOGIN_IP = None
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username=None, *, staff=False, password="pass-word-123"):
+        username = username or f"user{next(_names)}"
+        user = get_user_model().objects.create_user(username=username, password=password, is_staff=staff)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_product(db):
+    def make(*, stock=10, price="9.99", max_per_user=None, starts_in=None, ends_in=timedelta(days=1), **fields):
+        now = timezone.now()
+        return create_product(
+            name=fields.pop("name", f"Product {next(_names)}"),
+            price=Decimal(price),
+            stock=stock,
+            max_per_user=max_per_user,
+            sale_starts_at=now + starts_in if starts_in is not None else now - timedelta(hours=1),
+            sale_ends_at=now + ends_in if ends_in is not None else None,
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def client_for():
+    """An API client authenticated with the user's token (anonymous for None)."""
+
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def shopper(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user(staff=True)

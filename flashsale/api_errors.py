@@ -1,0 +1,139 @@
+"""One place that turns every failure under /api/ into the contract's JSON error.
+
+`{"detail": "...", "code": "..."}` plus `errors` for validation; the status comes from
+the code. Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimit's
+`Ratelimited` and a lost database all pass through here.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django_ratelimit.exceptions import Ratelimited
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from flashsale.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "invalid": 400,
+    "not_authenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "unsupported_media_type": 415,
+    "sale_not_started": 409,
+    "sale_ended": 409,
+    "purchase_limit_reached": 409,
+    "sold_out": 409,
+    "insufficient_stock": 409,
+    "already_cancelled": 409,
+    "idempotency_key_in_use": 409,
+    "idempotency_key_reused": 422,
+    "rate_limited": 429,
+    "busy": 503,
+    "unavailable": 503,
+}
+
+# DRF exception class -> (our code, default message)
+_DRF_CODES = [
+    (drf.ValidationError, "invalid", "The request is not valid."),
+    (drf.ParseError, "invalid", "Malformed request body."),
+    (drf.NotAuthenticated, "not_authenticated", "Authentication credentials were not provided."),
+    (drf.AuthenticationFailed, "not_authenticated", "Invalid token."),
+    (drf.PermissionDenied, "permission_denied", "You do not have permission to do this."),
+    (drf.NotFound, "not_found", "Not found."),
+    (drf.MethodNotAllowed, "method_not_allowed", "Method not allowed."),
+    (drf.NotAcceptable, "not_acceptable", "Cannot produce a response in the requested format."),
+    (drf.UnsupportedMediaType, "unsupported_media_type", "Send JSON (Content-Type: application/json)."),
+    (drf.Throttled, "rate_limited", "Too many requests."),
+]
+
+DATABASE_DOWN = (OperationalError, InterfaceError)
+UNAVAILABLE_DETAIL = "The service is temporarily unavailable. Please try again shortly."
+
+
+def error_body(code: str, detail: str, errors: dict | None = None) -> dict:
+    body = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def api_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER."""
+    status, body, headers = describe(exc)
+    if status is None:
+        return None  # not ours: DRF re-raises, handler500 answers
+    response = Response(body, status=status, headers=headers)
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        request = context.get("request")
+        view = context.get("view")
+        header = view.get_authenticate_header(request) if view and request else None
+        if header:
+            response["WWW-Authenticate"] = header
+    return response
+
+
+def describe(exc) -> tuple[int | None, dict, dict]:
+    """(status, body, headers) for a known failure, or (None, {}, {})."""
+    if isinstance(exc, DomainError):
+        return STATUS_BY_CODE[exc.code], error_body(exc.code, exc.detail, exc.errors), _retry_after(exc.retry_after)
+    if isinstance(exc, Ratelimited):
+        return 429, error_body("rate_limited", "Too many requests."), _retry_after(60)
+    if isinstance(exc, Http404):
+        return 404, error_body("not_found", "Not found."), {}
+    if isinstance(exc, DjangoPermissionDenied):
+        return 403, error_body("permission_denied", "You do not have permission to do this."), {}
+    if isinstance(exc, DATABASE_DOWN):
+        logger.warning("database unavailable: %s", exc)
+        return 503, error_body("unavailable", UNAVAILABLE_DETAIL), _retry_after(2)
+    for exc_class, code, default in _DRF_CODES:
+        if isinstance(exc, exc_class):
+            headers = _retry_after(getattr(exc, "wait", None)) if code == "rate_limited" else {}
+            if isinstance(exc, drf.ValidationError):
+                return STATUS_BY_CODE[code], error_body(code, default, _field_errors(exc.detail)), headers
+            return STATUS_BY_CODE[code], error_body(code, _message(exc.detail, default)), headers
+    return None, {}, {}
+
+
+def json_error_response(exc) -> JsonResponse | None:
+    """For plain Django views and handlers: the same body as DRF views give."""
+    status, body, headers = describe(exc)
+    if status is None:
+        return None
+    response = JsonResponse(body, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _retry_after(seconds) -> dict:
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(max(1, int(round(float(seconds)))))}
+
+
+def _message(detail, default: str) -> str:
+    if isinstance(detail, str) and detail:
+        return str(detail)
+    return default
+
+
+def _field_errors(detail) -> dict:
+    """DRF's nested error detail as `{"field": ["message", ...]}`, always a dict of lists of str."""
+    if isinstance(detail, dict):
+        return {str(field): _flatten(messages) for field, messages in detail.items()}
+    return {"non_field_errors": _flatten(detail)}
+
+
+def _flatten(messages) -> list[str]:
+    if isinstance(messages, dict):
+        return [f"{key}: {msg}" for key, value in messages.items() for msg in _flatten(value)]
+    if isinstance(messages, (list, tuple)):
+        return [msg for item in messages for msg in _flatten(item)]
+    return [str(messages)]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FlashsaleConfig(AppConfig):
+    name = "flashsale"
+    verbose_name = "Flash sale"

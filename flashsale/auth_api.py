@@ -1,0 +1,41 @@
+"""POST /api/auth/token/: trade a username and password for a DRF token."""
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flashsale.errors import InvalidInput
+from flashsale.openapi import error_responses
+from flashsale.ratelimits import enforce_login_limit
+from flashsale.serializers import StrictSerializer
+
+
+class TokenRequestSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenApi(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        summary="Get your API token",
+        request=TokenRequestSerializer,
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            **error_responses((400, "invalid"), (429, "rate_limited")),
+        },
+    )
+    def post(self, request):
+        enforce_login_limit(request)
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(request._request, **serializer.validated_data)
+        if user is None or not user.is_active:
+            raise InvalidInput("Unable to log in with those credentials.")
+        token, _created = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})

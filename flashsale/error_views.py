@@ -1,0 +1,51 @@
+"""Django's 404/500 handlers: JSON under /api/, the shop's pages elsewhere."""
+
+import sys
+
+from django.http import JsonResponse
+from django.views.defaults import page_not_found, server_error
+
+from flashsale.api_errors import DATABASE_DOWN, UNAVAILABLE_DETAIL, error_body
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return page_not_found(request, exception)
+
+
+def server_failure(request):
+    _type, exc, _tb = sys.exc_info()
+    if isinstance(exc, DATABASE_DOWN):
+        # A lost database is a 503 that heals by itself, not a crash.
+        if _is_api(request):
+            response = JsonResponse(error_body("unavailable", UNAVAILABLE_DETAIL), status=503)
+        else:
+            from django.shortcuts import render
+
+            response = render(request, "503.html", status=503)
+        response["Retry-After"] = "2"
+        return response
+    if _is_api(request):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return server_error(request)
+
+
+def bad_request(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("invalid", "Bad request."), status=400)
+    from django.views.defaults import bad_request as django_bad_request
+
+    return django_bad_request(request, exception)
+
+
+def forbidden(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)

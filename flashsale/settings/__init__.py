@@ -1,0 +1,1 @@
+"""Settings split by environment: base (everything, from the env), local, test, production."""

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/", include("flashsale.api_urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "flashsale.error_views.bad_request"
+handler403 = "flashsale.error_views.forbidden"
+handler404 = "flashsale.error_views.not_found"
+handler500 = "flashsale.error_views.server_failure"

@@ -1,0 +1,108 @@
+"""REST endpoints for orders: the purchase, the shopper's orders, the cancel."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flashsale.openapi import AUTH_ERRORS, INVALID, UNAVAILABLE, error_responses
+from flashsale.ratelimits import enforce_purchase_limits
+from flashsale.serializers import path_id
+from orders import selectors, services
+from orders.errors import OrderNotFound
+from orders.serializers import OrderFilterSerializer, OrderSerializer, PurchaseSerializer
+
+PURCHASE_ERRORS = (
+    *INVALID,
+    *AUTH_ERRORS,
+    (404, "not_found"),
+    (409, "sale_not_started"),
+    (409, "sale_ended"),
+    (409, "purchase_limit_reached"),
+    (409, "sold_out"),
+    (409, "insufficient_stock"),
+    (409, "idempotency_key_in_use"),
+    (422, "idempotency_key_reused"),
+    (429, "rate_limited"),
+    (503, "busy"),
+    *UNAVAILABLE,
+)
+
+
+def _order(request, pk: str):
+    return selectors.order_visible_to(request.user, path_id(pk, not_found=OrderNotFound))
+
+
+class OrderListCreateApi(generics.GenericAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = OrderSerializer
+
+    @extend_schema(
+        summary="Your orders, newest first (staff: all orders, filterable)",
+        parameters=[
+            OpenApiParameter("product", int, description="Staff only: orders of this product id"),
+            OpenApiParameter("user", str, description="Staff only: orders of this username"),
+            OpenApiParameter("status", str, enum=["confirmed", "cancelled"], description="Staff only"),
+        ],
+        responses={200: OrderSerializer(many=True), **error_responses(*INVALID, *AUTH_ERRORS)},
+    )
+    def get(self, request):
+        orders = selectors.orders_visible_to(request.user)
+        if request.user.is_staff:
+            filters = OrderFilterSerializer(data=request.query_params)
+            filters.is_valid(raise_exception=True)
+            orders = selectors.filter_orders(
+                orders,
+                product_id=filters.validated_data.get("product"),
+                username=filters.validated_data.get("user"),
+                status=filters.validated_data.get("status"),
+            )
+        page = self.paginate_queryset(orders)
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Buy a product",
+        description=(
+            "Checked in this order: authentication, rate limits, input, product exists, sale window, "
+            "per-shopper limit, stock. Send an `Idempotency-Key` header to make retries safe: the same "
+            "key and body return the same order; a different body is 422; a request still in flight "
+            "with that key is 409."
+        ),
+        request=PurchaseSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: OrderSerializer, **error_responses(*PURCHASE_ERRORS)},
+    )
+    def post(self, request):
+        enforce_purchase_limits(request)
+        serializer = PurchaseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.purchase(
+            user=request.user,
+            product_id=serializer.validated_data["product_id"],
+            quantity=serializer.validated_data["quantity"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        return Response(OrderSerializer(result.order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(summary="One order (yours, or any for staff)",
+                   responses={200: OrderSerializer, **error_responses(*INVALID, *AUTH_ERRORS, (404, "not_found"))})
+    def get(self, request, pk):
+        return Response(OrderSerializer(_order(request, pk)).data)
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        summary="Cancel an order; its units go back in stock",
+        request=None,
+        responses={200: OrderSerializer, **error_responses(*INVALID, *AUTH_ERRORS, (404, "not_found"),
+                                                             (409, "already_cancelled"), (503, "busy"), *UNAVAILABLE)},
+    )
+    def post(self, request, pk):
+        order = services.cancel_order(order=_order(request, pk))
+        return Response(OrderSerializer(order).data)

@@ -1,0 +1,35 @@
+"""Why an order cannot be made or changed, in the contract's codes."""
+
+from flashsale.errors import DomainError, NotFound
+
+
+class OrderNotFound(NotFound):
+    default_detail = "No such order."
+
+
+class PurchaseLimitReached(DomainError):
+    code = "purchase_limit_reached"
+
+    def __init__(self, *, limit: int, held: int):
+        left = max(limit - held, 0)
+        super().__init__(
+            f"The limit is {limit} per shopper; you already have {held}, so you can buy {left} more."
+        )
+
+
+class AlreadyCancelled(DomainError):
+    code = "already_cancelled"
+    default_detail = "This order is already cancelled."
+
+
+class IdempotencyKeyInUse(DomainError):
+    code = "idempotency_key_in_use"
+    default_detail = "A request with this Idempotency-Key is still being processed."
+
+    def __init__(self):
+        super().__init__(retry_after=1)
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was already used with a different request body."

@@ -1,0 +1,66 @@
+"""Reads about orders: who may see which, and what a shopper already holds."""
+
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from orders.errors import OrderNotFound
+from orders.models import Order, OrderStatus
+from products.models import Product
+
+
+def units_held_subquery(user_id: int):
+    """A shopper's live (non-cancelled) units of the outer product, for `.annotate()`."""
+    held = (
+        Order.objects.filter(product=OuterRef("pk"), user_id=user_id, status=OrderStatus.CONFIRMED)
+        .order_by()
+        .values("product")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    return Coalesce(Subquery(held, output_field=IntegerField()), Value(0))
+
+
+def units_held(*, product_id: int, user_id: int) -> int:
+    """A shopper's live units of one product (read under the product's lock by the purchase)."""
+    held = Order.objects.filter(product_id=product_id, user_id=user_id, status=OrderStatus.CONFIRMED)
+    return held.aggregate(units=Coalesce(Sum("quantity"), 0))["units"]
+
+
+def purchase_snapshot(*, product_id: int, user_id: int) -> dict | None:
+    """An unlocked read of everything a purchase checks, to turn buyers away without queueing."""
+    return (
+        Product.objects.in_shop()
+        .filter(pk=product_id)
+        .annotate(units_held=units_held_subquery(user_id))
+        .values("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
+        .first()
+    )
+
+
+def orders_visible_to(user) -> QuerySet[Order]:
+    """Staff see every order; a shopper only their own (another's is simply not found)."""
+    orders = Order.objects.select_related("product")
+    if user.is_staff:
+        return orders
+    return orders.filter(user=user)
+
+
+def filter_orders(orders: QuerySet[Order], *, product_id=None, username=None, status=None) -> QuerySet[Order]:
+    if product_id is not None:
+        orders = orders.filter(product_id=product_id)
+    if username:
+        orders = orders.filter(user__username=username)
+    if status:
+        orders = orders.filter(status=status)
+    return orders
+
+
+def order_visible_to(user, order_id: int) -> Order:
+    try:
+        return orders_visible_to(user).get(pk=order_id)
+    except Order.DoesNotExist:
+        raise OrderNotFound() from None
+
+
+def order_for_key(*, user_id: int, idempotency_key: str) -> Order | None:
+    return Order.objects.select_related("product").filter(user_id=user_id, idempotency_key=idempotency_key).first()

@@ -1,0 +1,103 @@
+"""REST endpoints for products: one small view per operation; logic lives in services."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flashsale.openapi import INVALID, STAFF_ERRORS, UNAVAILABLE, error_responses
+from flashsale.serializers import path_id
+from products import selectors, services
+from products.errors import ProductNotFound
+from products.serializers import (
+    ProductCreateSerializer,
+    ProductSerializer,
+    ProductUpdateSerializer,
+    RestockSerializer,
+    StockSerializer,
+)
+
+NOT_FOUND = ((404, "not_found"),)
+
+
+def _product(pk: str):
+    return selectors.shop_product(path_id(pk, not_found=ProductNotFound))
+
+
+class StaffWrites(permissions.BasePermission):
+    """Anyone reads; only staff write."""
+
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+
+
+class ProductListCreateApi(generics.GenericAPIView):
+    permission_classes = [StaffWrites]
+    serializer_class = ProductSerializer
+
+    def get_queryset(self):
+        return selectors.shop_products()
+
+    @extend_schema(summary="List the sales", responses={200: ProductSerializer(many=True)})
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProductSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create a product (staff)",
+        request=ProductCreateSerializer,
+        responses={201: ProductSerializer, **error_responses(*INVALID, *STAFF_ERRORS)},
+    )
+    def post(self, request):
+        serializer = ProductCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.create_product(**serializer.validated_data)
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class ProductDetailApi(APIView):
+    permission_classes = [StaffWrites]
+
+    @extend_schema(summary="One product", responses={200: ProductSerializer, **error_responses(*INVALID, *NOT_FOUND)})
+    def get(self, request, pk):
+        return Response(ProductSerializer(_product(pk)).data)
+
+    @extend_schema(
+        summary="Edit a product (staff); stock changes only by restock",
+        request=ProductUpdateSerializer,
+        responses={200: ProductSerializer, **error_responses(*INVALID, *STAFF_ERRORS, *NOT_FOUND)},
+    )
+    def patch(self, request, pk):
+        product = _product(pk)
+        serializer = ProductUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        product = services.update_product(product=product, **serializer.validated_data)
+        return Response(ProductSerializer(product).data)
+
+
+class ProductStockApi(APIView):
+    """The cheapest call in the API: no authentication, one three-column read, never cached."""
+
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(summary="Live stock of one product", responses={200: StockSerializer, **error_responses(*INVALID, *NOT_FOUND)})
+    def get(self, request, pk):
+        level = selectors.stock_level(path_id(pk, not_found=ProductNotFound))
+        return Response(level, headers={"Cache-Control": "no-store"})
+
+
+class ProductRestockApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(
+        summary="Add units to a product (staff)",
+        request=RestockSerializer,
+        responses={200: ProductSerializer, **error_responses(*INVALID, *STAFF_ERRORS, *NOT_FOUND, (503, "busy"), *UNAVAILABLE)},
+    )
+    def post(self, request, pk):
+        product = _product(pk)
+        serializer = RestockSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.restock(product=product, quantity=serializer.validated_data["quantity"])
+        return Response(ProductSerializer(product).data)

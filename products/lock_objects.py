@@ -1,0 +1,18 @@
+"""The only place product rows are locked.
+
+Every code path that locks rows takes the product row first (then, for a cancel, the
+order row), so two transactions can never wait on each other in opposite orders.
+`no_key=True` (FOR NO KEY UPDATE) still serialises writers of the row but lets orders
+that reference it be inserted without waiting (their FK check takes FOR KEY SHARE).
+"""
+
+from products.errors import ProductNotFound
+from products.models import Product
+
+
+def product_for_update(product_id: int) -> Product:
+    """Lock one product row until the end of the transaction."""
+    try:
+        return Product.objects.select_for_update(no_key=True, of=("self",)).get(pk=product_id)
+    except Product.DoesNotExist:
+        raise ProductNotFound() from None

@@ -1,0 +1,81 @@
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class SaleStatus(models.TextChoices):
+    UPCOMING = "upcoming", "Upcoming"
+    ACTIVE = "active", "Active"
+    SOLD_OUT = "sold_out", "Sold out"
+    ENDED = "ended", "Ended"
+
+
+def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
+    """The contract's status rule, in one place: window first, then stock."""
+    now = now or timezone.now()
+    if starts_at is not None and now < starts_at:
+        return SaleStatus.UPCOMING
+    if ends_at is not None and now >= ends_at:
+        return SaleStatus.ENDED
+    if stock <= 0:
+        return SaleStatus.SOLD_OUT
+    return SaleStatus.ACTIVE
+
+
+class ProductQuerySet(models.QuerySet):
+    def in_shop(self):
+        """Products a shopper may see and buy: everything but the race lab's scratch rows."""
+        return self.filter(is_lab=False)
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    description = models.TextField(blank=True, default="")
+    image_url = models.URLField(max_length=500, blank=True, null=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    stock = models.IntegerField(help_text="Units left to sell. Changed only by services.")
+    # Initial stock plus every restock: guarantee 1 says
+    # stock + units in non-cancelled orders == units_received.
+    units_received = models.IntegerField()
+    max_per_user = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most units one shopper may hold; empty = no limit."
+    )
+    sale_starts_at = models.DateTimeField(null=True, blank=True)
+    sale_ends_at = models.DateTimeField(null=True, blank=True)
+    # Scratch products of the race lab: never listed, never sold through the shop.
+    is_lab = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sale_starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
+            models.CheckConstraint(
+                condition=Q(units_received__gte=F("stock")), name="product_stock_within_received"
+            ),
+            models.CheckConstraint(condition=Q(price__gt=Decimal("0")), name="product_price_positive"),
+            models.CheckConstraint(
+                condition=Q(max_per_user__isnull=True) | Q(max_per_user__gte=1),
+                name="product_max_per_user_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(sale_starts_at__isnull=True)
+                | Q(sale_ends_at__isnull=True)
+                | Q(sale_ends_at__gt=F("sale_starts_at")),
+                name="product_sale_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["is_lab", "sale_starts_at"], name="product_shop_listing")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status(self) -> str:
+        return sale_status(stock=self.stock, starts_at=self.sale_starts_at, ends_at=self.sale_ends_at)

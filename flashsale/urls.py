@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("api/", include("flashsale.api_urls")),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
 ]
 
 handler400 = "flashsale.error_views.bad_request"

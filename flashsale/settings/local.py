@@ -9,3 +9,6 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 CACHES = {"default": redis_cache(REDIS_URL)}
 
 SECRET_KEY = SECRET_KEY or local_secret_key(BASE_DIR)  # noqa: F405
+
+# Static files come straight from the finders (WHITENOISE_USE_FINDERS); no collectstatic dir.
+STATIC_ROOT = None

@@ -15,3 +15,6 @@ CACHES["default"]["KEY_PREFIX"] = "flashsale-test"
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
+
+# Static files come straight from the finders (WHITENOISE_USE_FINDERS); no collectstatic dir.
+STATIC_ROOT = None

@@ -19,3 +19,6 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it 
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "flashsale"
+# gunicorn's control socket defaults to one path per user, which several instances on one
+# machine (`make run PORT=…` twice, the multi-instance tests) would fight over.
+control_socket_disable = True

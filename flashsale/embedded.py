@@ -60,7 +60,12 @@ class Urls:
 # --- locations -----------------------------------------------------------------------
 
 def _pg_bin(name: str) -> Path:
-    import pgserver._commands  # the wheel's own PostgreSQL build
+    import warnings
+
+    with warnings.catch_warnings():
+        # pgserver's import asks platformdirs for a runtime dir we never use.
+        warnings.simplefilter("ignore")
+        import pgserver._commands  # the wheel's own PostgreSQL build
 
     return Path(pgserver._commands.POSTGRES_BIN_PATH) / name
 
@@ -118,6 +123,7 @@ def _pid_alive(pid: int | None) -> bool:
 def _run_as_pg_user() -> dict:
     if os.geteuid() != 0:
         return {}
+    _pg_bin("postgres")  # imports pgserver quietly
     from pgserver.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)

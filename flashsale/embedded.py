@@ -319,8 +319,20 @@ def held(*, postgres: bool = True, redis: bool = True):
             _write_holders(state)
 
 
+def _die_with_parent() -> None:
+    """Get SIGTERM when our parent dies: `make` does not pass its own SIGTERM on to us."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _hold(command: list[str]) -> int:
     """Run COMMAND with the servers held; env gets DATABASE_URL / REDIS_URL unless set."""
+    _die_with_parent()
     wants_pg = not os.environ.get("DATABASE_URL")
     wants_redis = not os.environ.get("REDIS_URL")
     with held(postgres=wants_pg, redis=wants_redis) as found:

@@ -5,6 +5,9 @@ urlpatterns = [
     path("api/", include("flashsale.api_urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    path("accounts/", include("flashsale.accounts")),
+    path("orders/", include("orders.urls")),
+    path("", include("products.urls")),
 ]
 
 handler400 = "flashsale.error_views.bad_request"

@@ -32,6 +32,7 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected orders (units go back in stock)", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
         cancelled = skipped = 0
+        already = queryset.exclude(status=OrderStatus.CONFIRMED).count()
         for order in queryset.filter(status=OrderStatus.CONFIRMED).order_by("pk"):
             try:
                 cancel_order(order=order)
@@ -39,7 +40,6 @@ class OrderAdmin(admin.ModelAdmin):
             except DomainError as exc:
                 skipped += 1
                 self.message_user(request, f"Order #{order.pk}: {exc.detail}", messages.WARNING)
-        already = queryset.exclude(status=OrderStatus.CONFIRMED).count()
         summary = f"Cancelled {cancelled} order(s)."
         if already:
             summary += f" {already} were already cancelled."

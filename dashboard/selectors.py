@@ -21,7 +21,7 @@ from products.models import Product
 MAX_DAYS = 366
 TOP_PRODUCTS = 5
 RECENT_ORDERS = 10
-LAST_SALE_MINUTES = 60  # the per-minute chart covers the first hour of the last sale
+LAST_SALE_MINUTES = 60  # the per-minute chart covers at most an hour of the last sale
 
 CENTS = Decimal("0.01")
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -158,35 +158,45 @@ def sale_performance(stats_filter: StatsFilter) -> list[dict]:
 
 
 def last_sale_pace(stats_filter: StatsFilter, *, now: datetime) -> dict | None:
-    """Orders per minute in the first hour of the latest sale that has opened (two queries)."""
+    """Orders per minute in the latest sale that has opened (three small queries).
+
+    The window is the hour of that sale up to its latest order: for a flash sale that is
+    the rush from opening to sell-out; for a long sale, its most recent hour of orders.
+    """
     products = Product.objects.in_shop().filter(sale_starts_at__lte=now)
     if stats_filter.product_id is not None:
         products = products.filter(pk=stats_filter.product_id)
     sale = products.order_by("-sale_starts_at", "-id").only("id", "name", "sale_starts_at").first()
     if sale is None:
         return None
-    window_end = sale.sale_starts_at + timedelta(minutes=LAST_SALE_MINUTES)
+    confirmed = Order.objects.filter(product=sale, status=OrderStatus.CONFIRMED, created_at__gte=sale.sale_starts_at)
+    latest = confirmed.order_by("-created_at").values_list("created_at", flat=True).first()
+    if latest is None:
+        return {"product": sale, "series": [], "orders": 0, "peak_per_minute": 0, "average_per_minute": 0.0,
+                "window_start": None}
+    last_minute = latest.replace(second=0, microsecond=0)
+    first_minute = max(sale.sale_starts_at.replace(second=0, microsecond=0),
+                       last_minute - timedelta(minutes=LAST_SALE_MINUTES - 1))
     per_minute = (
-        Order.objects.filter(product=sale, status=OrderStatus.CONFIRMED,
-                             created_at__gte=sale.sale_starts_at, created_at__lt=window_end)
+        confirmed.filter(created_at__gte=first_minute)
         .order_by()
         .annotate(minute=TruncMinute("created_at"))
         .values("minute")
         .annotate(orders=Count("id"))
-        .order_by("minute")
     )
     buckets = {row["minute"]: row["orders"] for row in per_minute}
-    first_minute = sale.sale_starts_at.replace(second=0, microsecond=0)
-    last_minute = max(buckets) if buckets else first_minute
-    minutes = [first_minute + timedelta(minutes=n) for n in range(int((last_minute - first_minute).total_seconds() // 60) + 1)]
-    series = [{"minute": minute, "orders": buckets.get(minute, 0)} for minute in minutes]
-    total = sum(buckets.values())
+    span = int((last_minute - first_minute).total_seconds() // 60) + 1
+    series = [{"minute": first_minute + timedelta(minutes=n), "orders": 0} for n in range(span)]
+    for point in series:
+        point["orders"] = buckets.get(point["minute"], 0)
+    total = sum(point["orders"] for point in series)
     return {
         "product": sale,
         "series": series,
         "orders": total,
-        "peak_per_minute": max(buckets.values(), default=0),
-        "average_per_minute": round(total / len(series), 1) if series else 0.0,
+        "peak_per_minute": max(point["orders"] for point in series),
+        "average_per_minute": round(total / span, 1),
+        "window_start": first_minute,
     }
 
 

@@ -114,7 +114,7 @@ def test_orders_per_minute_of_the_last_sale(make_product, make_user):
     Product.objects.filter(pk=latest.pk).update(sale_starts_at=now - timedelta(minutes=20))
     latest.refresh_from_db()
     purchase(user=make_user(), product_id=older.pk)  # another sale's order: not in the pace
-    for minutes in (1, 1, 3):
+    for minutes in (0, 2, 2, 4):
         order = purchase(user=make_user(), product_id=latest.pk).order
         Order.objects.filter(pk=order.pk).update(created_at=latest.sale_starts_at + timedelta(minutes=minutes))
     cancelled = purchase(user=make_user(), product_id=latest.pk).order
@@ -123,8 +123,20 @@ def test_orders_per_minute_of_the_last_sale(make_product, make_user):
     pace = last_sale_pace(StatsFilter(), now=now)
 
     assert pace["product"].pk == latest.pk
-    assert [point["orders"] for point in pace["series"]][:4] == [0, 2, 0, 1]
-    assert (pace["orders"], pace["peak_per_minute"]) == (3, 2)
+    assert [point["orders"] for point in pace["series"]] == [1, 0, 2, 0, 1]  # opening to the last order
+    assert (pace["orders"], pace["peak_per_minute"], pace["average_per_minute"]) == (4, 2, 0.8)
+
+
+def test_the_pace_window_is_the_last_hour_of_a_long_sale(make_product, make_user):
+    now = timezone.now()
+    sale = make_product(stock=50)
+    Product.objects.filter(pk=sale.pk).update(sale_starts_at=now - timedelta(hours=5))
+    for minutes_ago in (200, 30, 0):
+        order = purchase(user=make_user(), product_id=sale.pk).order
+        Order.objects.filter(pk=order.pk).update(created_at=now - timedelta(minutes=minutes_ago))
+    pace = last_sale_pace(StatsFilter(), now=now)
+    assert len(pace["series"]) == 60
+    assert pace["orders"] == 2  # the order 200 minutes ago is outside the hour
 
 
 def test_the_whole_dashboard_is_a_handful_of_queries(shop, django_assert_max_num_queries):

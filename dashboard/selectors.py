@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate, TruncMinute
 from django.utils import timezone
 
@@ -24,7 +24,6 @@ RECENT_ORDERS = 10
 LAST_SALE_MINUTES = 60  # the per-minute chart covers at most an hour of the last sale
 
 CENTS = Decimal("0.01")
-_MONEY = DecimalField(max_digits=14, decimal_places=2)
 
 
 @dataclass(frozen=True)
@@ -120,38 +119,37 @@ def _calendar(first: date, last: date) -> list[date]:
 
 
 def sale_performance(stats_filter: StatsFilter) -> list[dict]:
-    """Per sale: units sold, sell-through and the time from opening to sell-out (one query).
+    """Per sale, over its whole life: units sold, revenue, sell-through, opening to sell-out.
 
-    Sell-out is the moment of the confirmed order that left the stock at 0; a sale that
-    sold out, got a cancellation and sold out again reports the later moment.
+    Two queries: integer sums per product and price (as in `sales_summary`), and the
+    products with the moment of the confirmed order that left their stock at 0. A sale
+    that sold out, got a cancellation and sold out again reports the later moment.
     """
+    lab_products = Product.objects.filter(is_lab=True).values("pk")
+    sold = Order.objects.filter(status=OrderStatus.CONFIRMED).exclude(product_id__in=lab_products)
     sold_out_at = (
         Order.objects.filter(product=OuterRef("pk"), status=OrderStatus.CONFIRMED, remaining_stock=0)
         .order_by("created_at")
         .values("created_at")[:1]
     )
-    live = Q(orders__status=OrderStatus.CONFIRMED)
-    products = Product.objects.in_shop().annotate(
-        units_sold=Coalesce(Sum("orders__quantity", filter=live), 0),
-        revenue=Coalesce(
-            Sum(F("orders__quantity") * F("orders__unit_price"), filter=live, output_field=_MONEY),
-            Decimal("0"), output_field=_MONEY,
-        ),
-        sold_out_at=Subquery(sold_out_at),
-    )
+    products = Product.objects.in_shop().annotate(sold_out_at=Subquery(sold_out_at))
     if stats_filter.product_id is not None:
+        sold = sold.filter(product_id=stats_filter.product_id)
         products = products.filter(pk=stats_filter.product_id)
+    tallies: dict[int, _Tally] = {}
+    for row in sold.order_by().values("product_id", "unit_price").annotate(units=Sum("quantity"), orders=Count("id")):
+        tallies.setdefault(row["product_id"], _Tally()).add(row["units"], row["units"] * row["unit_price"], row["orders"])
     rows = []
     for product in products.order_by("-sale_starts_at", "-id"):
-        sell_through = product.units_sold / product.units_received * 100 if product.units_received else 0.0
+        tally = tallies.get(product.pk, _Tally())
         time_to_sell_out = None
         if product.stock == 0 and product.sold_out_at and product.sale_starts_at:
             time_to_sell_out = max(product.sold_out_at - product.sale_starts_at, timedelta(0))
         rows.append({
             "product": product,
-            "units_sold": product.units_sold,
-            "revenue": money(product.revenue),
-            "sell_through": round(sell_through, 1),
+            "units_sold": tally.units,
+            "revenue": money(tally.revenue),
+            "sell_through": round(tally.units / product.units_received * 100, 1) if product.units_received else 0.0,
             "time_to_sell_out": time_to_sell_out,
         })
     return rows

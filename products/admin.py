@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import DecimalField, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
@@ -47,6 +48,7 @@ class SaleStatusFilter(admin.SimpleListFilter):
 
 class ProductAddForm(forms.ModelForm):
     slug = forms.SlugField(max_length=220, required=False, help_text="Leave empty to derive it from the name.")
+    image_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
     stock = forms.IntegerField(min_value=0, max_value=MAX_RESTOCK, help_text="Units to put on sale.")
 
     class Meta:
@@ -76,6 +78,7 @@ class ProductAdmin(admin.ModelAdmin):
     ]
     actions = ["restock_products"]
     list_per_page = 50
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         return (

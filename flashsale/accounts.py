@@ -1,7 +1,8 @@
 """Shopper accounts on Django's auth views: login (rate limited per address), signup, POST logout.
 
 `urlpatterns` here is included at /accounts/. `staff_required` guards staff pages: anonymous
-visitors get the login page, signed-in shoppers a 403, never data.
+visitors get the login page, signed-in shoppers a 403, never data. The admin's login is
+rate limited the same way (see flashsale/urls.py).
 """
 
 import functools
@@ -12,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -32,6 +34,23 @@ def staff_required(view):
         return view(request, *args, **kwargs)
 
     return guarded
+
+
+def login_rate_limited(view):
+    """Count a login view's POSTs against RATE_LIMIT_LOGIN_IP (used on the admin's login)."""
+
+    @functools.wraps(view)
+    def limited(request, *args, **kwargs):
+        if request.method == "POST":
+            try:
+                enforce_login_limit(request)
+            except RateLimited as exc:
+                response = HttpResponse(exc.detail, status=429, content_type="text/plain; charset=utf-8")
+                response["Retry-After"] = str(exc.retry_after)
+                return response
+        return view(request, *args, **kwargs)
+
+    return limited
 
 
 def _rate_limited(request, template: str, form) -> object | None:

@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from flashsale.accounts import login_rate_limited
+
+# The admin's login is as much a brute-force target as the shop's.
+admin.site.login = login_rate_limited(admin.site.login)
+
 urlpatterns = [
     path("api/", include("flashsale.api_urls")),
     path("admin/", admin.site.urls),

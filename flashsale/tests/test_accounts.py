@@ -75,3 +75,13 @@ def test_login_form_needs_csrf(make_user):
     make_user("fay", password=PASSWORD)
     strict = Client(enforce_csrf_checks=True)
     assert strict.post("/accounts/login/", {"username": "fay", "password": PASSWORD}).status_code == 403
+
+
+def test_admin_login_is_rate_limited_too(client, make_user, settings):
+    settings.RATE_LIMIT_LOGIN_IP = "2/m"
+    make_user("gus", staff=True, password=PASSWORD)
+    for _ in range(2):
+        assert client.post("/admin/login/", {"username": "gus", "password": "guess"}).status_code == 200
+    blocked = client.post("/admin/login/", {"username": "gus", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) >= 1

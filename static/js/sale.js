@@ -26,7 +26,7 @@
       var at = Date.parse(nodes[i].getAttribute("datetime"));
       if (isNaN(at)) continue;
       var left = at - now();
-      nodes[i].textContent = left > 0 ? formatLeft(left) : "now";
+      nodes[i].textContent = left > 0 ? formatLeft(left) : "a moment";
     }
   }
 

@@ -54,10 +54,10 @@ def buy(request, slug):
         messages.info(request, "Log in to buy; you will come back to this sale.")
         return redirect_to_login(product_url(product))
     form = BuyForm(request.POST)
-    if not form.is_valid():
-        return _render_product(request, product, form, status=400)
     try:
-        enforce_purchase_limits(request)
+        enforce_purchase_limits(request)  # the contract's order: rate limits before input
+        if not form.is_valid():
+            return _render_product(request, product, form, status=400)
         result = purchase(
             user=request.user,
             product_id=product.pk,

@@ -138,6 +138,24 @@ def test_invalid_quantity_is_a_form_error(client, make_product, shopper, no_rate
     assert not Order.objects.exists()
 
 
+def test_a_tampered_form_key_is_refused_with_a_message(client, make_product, shopper, no_rate_limits):
+    product = make_product()
+    client.force_login(shopper)
+    for key in ("x" * 65, "bad key with spaces"):
+        response = client.post(buy_url(product), {"quantity": 1, "idempotency_key": key})
+        assert response.status_code == 400
+        assert 'data-outcome="invalid"' in response.content.decode()
+    assert not Order.objects.exists()
+
+
+def test_rate_limits_come_before_input_checks(client, make_product, shopper, settings):
+    settings.RATE_LIMIT_PURCHASE_USER = "1/m"
+    product = make_product()
+    client.force_login(shopper)
+    assert client.post(buy_url(product), {"quantity": "0"}).status_code == 400
+    assert client.post(buy_url(product), {"quantity": "0"}).status_code == 429
+
+
 @pytest.mark.django_db(transaction=True)
 def test_busy_answer_is_shown_as_a_message(client, make_product, shopper, no_rate_limits, settings):
     """Hold the product's row lock in another connection; the form answers 503 busy, not a hang."""

@@ -1,8 +1,8 @@
 """Sales numbers for staff: the API's `/api/stats/` and the dashboard read the same functions.
 
 Every number counts confirmed orders of shop products only: cancelled orders and the
-race lab's scratch products never count. Each function is one aggregate/annotate query,
-so the whole dashboard is a handful of queries whatever the number of orders.
+race lab's scratch products never count. Each function is one to three aggregate/annotate
+queries, so the whole dashboard is a handful of queries whatever the number of orders.
 """
 
 import time
@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce, TruncDate, TruncMinute
+from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus

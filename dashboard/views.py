@@ -6,8 +6,8 @@ from dashboard import charts
 from dashboard.forms import DAY_CHOICES, StatsFilterForm
 from dashboard.selectors import dashboard_stats, product_choices
 from flashsale.accounts import staff_required
-from flashsale.errors import DomainError
 from flashsale.api_errors import STATUS_BY_CODE
+from flashsale.errors import DomainError
 
 
 @staff_required

@@ -86,7 +86,8 @@
 
   SalePage.prototype.schedule = function () {
     var page = this;
-    var wait = POLL_MS * Math.min(Math.pow(2, page.failures), 8);
+    // +-20% jitter keeps thousands of open pages from polling in lockstep.
+    var wait = POLL_MS * Math.min(Math.pow(2, page.failures), 8) * (0.8 + Math.random() * 0.4);
     if (page.status === "upcoming" && !isNaN(page.startsAt)) {
       // Ask again right as the sale opens (and every half second until the server agrees).
       wait = Math.min(wait, Math.max(page.startsAt - now(), 500));

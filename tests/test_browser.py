@@ -59,15 +59,17 @@ def test_shopper_signs_up_watches_the_sale_open_buys_and_cancels(live, shots):
         page.wait_for_url(f"{live}/")
         expect(page.locator(".site-nav")).to_contain_text("pat")
 
-        # A sale that opens in about three seconds, made now that the shopper is ready.
-        sale = product_named("Glow Sneakers", starts_in=timedelta(seconds=3), stock=10, max_per_user=5,
+        # A sale that opens in a few seconds, made now that the shopper is ready.
+        sale = product_named("Glow Sneakers", starts_in=timedelta(seconds=4), stock=10, max_per_user=5,
                              description="Reflective runners, ten pairs only.")
         url = f"{live}/products/{sale.slug}/"
-        page.goto(url)
+        served = page.goto(url)
+        assert 'data-status="upcoming"' in served.text()  # the server sent the countdown, not the form
         buy = page.locator("[data-buy-button]")
-        expect(page.locator("[data-countdown-panel]")).to_be_visible()
-        expect(buy).to_be_disabled()
-        screenshot(page, "product-countdown", shots)
+        if page.locator("[data-sale]").get_attribute("data-status") == "upcoming":  # a slow box may be past it
+            expect(page.locator("[data-countdown-panel]")).to_be_visible()
+            expect(buy).to_be_disabled()
+            screenshot(page, "product-countdown", shots)
         expect(buy).to_be_enabled(timeout=WAIT_MS)  # the countdown ran out and the page switched to "buy"
         expect(page.locator("[data-countdown-panel]")).to_be_hidden()
         expect(page.locator("[data-status-badge]")).to_have_text("On sale")

@@ -44,7 +44,7 @@ def chromium():
 
 
 def screenshot(page, name: str, directory: Path | None = None) -> Path:
-    """Save a PNG of the viewport (JPEG-sized, not full page) under docs/screenshots/ or `directory`."""
+    """Save a PNG of the viewport (not the full page, to keep it small) under docs/screenshots/ or `directory`."""
     target = (directory or SCREENSHOTS) / f"{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=False)

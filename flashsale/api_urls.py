@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from dashboard.api import StatsApi
 from flashsale.auth_api import TokenApi
 from flashsale.health import HealthApi
 from orders.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
@@ -16,6 +17,7 @@ urlpatterns = [
     path("orders/", OrderListCreateApi.as_view(), name="api-orders"),
     path("orders/<str:pk>/", OrderDetailApi.as_view(), name="api-order"),
     path("orders/<str:pk>/cancel/", OrderCancelApi.as_view(), name="api-order-cancel"),
+    path("stats/", StatsApi.as_view(), name="api-stats"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -1,10 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from flashsale.accounts import login_rate_limited
+
+# The admin's login is as much a brute-force target as the shop's.
+admin.site.login = login_rate_limited(admin.site.login)
+
 urlpatterns = [
     path("api/", include("flashsale.api_urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    path("accounts/", include("flashsale.accounts")),
+    path("orders/", include("orders.urls")),
+    path("", include("products.urls")),
 ]
 
 handler400 = "flashsale.error_views.bad_request"

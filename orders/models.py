@@ -54,6 +54,21 @@ class Order(models.Model):
             models.Index(fields=["user", "-created_at"], name="order_user_newest"),
             models.Index(fields=["product", "status"], name="order_product_status"),
             models.Index(fields=["-created_at"], name="order_newest"),
+            # The staff stats count confirmed orders by time, and by product and time; the
+            # included columns let PostgreSQL answer from the index alone.
+            models.Index(
+                fields=["created_at"], include=["product", "quantity", "unit_price"],
+                condition=Q(status="confirmed"), name="order_counted_by_time",
+            ),
+            models.Index(
+                fields=["product", "created_at"], include=["quantity", "unit_price"],
+                condition=Q(status="confirmed"), name="order_counted_by_product",
+            ),
+            # The order that took a product's stock to 0: its sell-out moment.
+            models.Index(
+                fields=["product", "created_at"], condition=Q(status="confirmed", remaining_stock=0),
+                name="order_sold_out",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,40 @@
+"""Small display helpers for the shop's templates."""
+
+from django import template
+
+register = template.Library()
+
+STATUS_LABELS = {"upcoming": "Starts soon", "active": "On sale", "sold_out": "Sold out", "ended": "Ended"}
+
+
+@register.filter
+def stock_percent(product) -> int:
+    """Share of the units received that are still in stock, 0-100, for the stock bar."""
+    if not product.units_received:
+        return 0
+    return max(0, min(100, round(product.stock * 100 / product.units_received)))
+
+
+@register.filter
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+@register.filter
+def money(value) -> str:
+    return f"${value:,.2f}" if value is not None else ""
+
+
+@register.filter
+def duration(delta) -> str:
+    """A timedelta as `1 h 05 min`, `3 min 20 s` or `12 s`."""
+    if delta is None:
+        return "—"
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

@@ -79,3 +79,17 @@ def shopper(make_user):
 @pytest.fixture
 def staff(make_user):
     return make_user(staff=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_sessions_left_at_teardown(django_db_setup, django_db_blocker):
+    """Killed server processes leave backends that take a moment to exit; end them so the
+    test database can be dropped (its teardown runs right after this fixture's)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from flashsale.metrics import metrics_view
+
 urlpatterns = [
     path("api/", include("flashsale.api_urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "flashsale.error_views.bad_request"

@@ -5,6 +5,7 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flashsale import metrics
 from flashsale.openapi import AUTH_ERRORS, INVALID, UNAVAILABLE, error_responses
 from flashsale.ratelimits import enforce_purchase_limits
 from flashsale.serializers import path_id
@@ -36,6 +37,13 @@ def _order(request, pk: str):
 class OrderListCreateApi(generics.GenericAPIView):
     permission_classes = [permissions.IsAuthenticated]
     serializer_class = OrderSerializer
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        # Counted after DRF has turned any failure into its answer, so every code is seen.
+        with metrics.purchase_request() as record:
+            return record("response", super().dispatch(request, *args, **kwargs))
 
     @extend_schema(
         summary="Your orders, newest first (staff: all orders, filterable)",

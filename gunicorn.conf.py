@@ -41,3 +41,8 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    # libpq reads PGAPPNAME: pg_stat_activity then shows which worker holds which lock.
+    os.environ.setdefault("PGAPPNAME", f"flashsale-worker-{worker.pid}")

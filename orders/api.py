@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flashsale import metrics
-from flashsale.openapi import AUTH_ERRORS, INVALID, UNAVAILABLE, error_responses
+from flashsale.openapi import AUTH_ERRORS, INVALID, NO_SUCH_PAGE, UNAVAILABLE, error_responses
 from flashsale.ratelimits import enforce_purchase_limits
 from flashsale.serializers import path_id
 from orders import selectors, services
@@ -52,7 +52,7 @@ class OrderListCreateApi(generics.GenericAPIView):
             OpenApiParameter("user", str, description="Staff only: orders of this username"),
             OpenApiParameter("status", str, enum=["confirmed", "cancelled"], description="Staff only"),
         ],
-        responses={200: OrderSerializer(many=True), **error_responses(*INVALID, *AUTH_ERRORS)},
+        responses={200: OrderSerializer(many=True), **error_responses(*INVALID, *AUTH_ERRORS, *NO_SUCH_PAGE)},
     )
     def get(self, request):
         orders = selectors.orders_visible_to(request.user)

@@ -72,6 +72,8 @@ def database_from_url(url: str) -> dict:
         conn_health_checks=True,
     )
     config.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # Behind PgBouncer in transaction mode a named cursor may land on another server connection.
+    config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
     return config
 
 

@@ -93,13 +93,13 @@ def test_session_and_csrf_cookies_are_secure_with_production_values(client, sett
 @pytest.mark.django_db
 def test_token_login_brute_force_is_limited_per_address(client_for, make_user, settings):
     settings.RATE_LIMIT_LOGIN_IP = "3/m"
-    make_user("victim", password="right-horse-battery")
+    make_user("victim", password="test-horse-battery")
     client = client_for(None)
     wrong = [client.post("/api/auth/token/", {"username": "victim", "password": f"guess{i}"}, format="json")
              for i in range(3)]
-    blocked = client.post("/api/auth/token/", {"username": "victim", "password": "right-horse-battery"},
+    blocked = client.post("/api/auth/token/", {"username": "victim", "password": "test-horse-battery"},
                           format="json")
-    elsewhere = client.post("/api/auth/token/", {"username": "victim", "password": "right-horse-battery"},
+    elsewhere = client.post("/api/auth/token/", {"username": "victim", "password": "test-horse-battery"},
                             format="json", REMOTE_ADDR="10.9.8.7")
     assert [r.status_code for r in wrong] == [400, 400, 400]
     assert blocked.status_code == 429 and blocked.json()["code"] == "rate_limited"
@@ -201,7 +201,7 @@ def test_shoppers_and_anonymous_get_no_staff_pages(client, shopper, path):
 SECRET_PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"AKIA[0-9A-Z]{16}"),
-    re.compile(r"django-insecure-"),
+    re.compile("django-" + "insecure-"),  # split so this file does not match itself
     re.compile(r"gh[pousr]_[A-Za-z0-9]{36}"),
     re.compile(r"xox[baprs]-[A-Za-z0-9-]{10,}"),
 ]

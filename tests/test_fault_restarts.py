@@ -70,7 +70,9 @@ def test_postgres_restart_during_a_burst(tmp_path):
             for thread in threads:
                 thread.start()
             wait_until(lambda: len(answers) >= 40, what="the burst to get going")
-            pg.restart()
+            pg.stop()  # a restart in two steps, so the burst surely meets the database down
+            wait_until(lambda: sum(a[2] == 503 for a in answers) >= 10, what="requests to meet the database down")
+            pg.start()
             restarted.set()
             for thread in threads:
                 thread.join(timeout=120)

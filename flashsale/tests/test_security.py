@@ -107,6 +107,20 @@ def test_token_login_brute_force_is_limited_per_address(client_for, make_user, s
     assert elsewhere.status_code == 200  # another address is not locked out by the attacker
 
 
+@pytest.mark.django_db
+def test_a_spoofed_forwarded_for_changes_nothing_by_default(client_for, settings):
+    """TRUSTED_PROXIES defaults to 0: X-Forwarded-For is ignored, the socket address counts."""
+    assert settings.TRUSTED_PROXIES == 0
+    settings.RATE_LIMIT_LOGIN_IP = "2/m"
+    client = client_for(None)
+    answers = [
+        client.post("/api/auth/token/", {"username": "nobody", "password": "x"}, format="json",
+                    HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
+        for i in range(3)
+    ]
+    assert answers == [400, 400, 429]
+
+
 # --- "not yours" -----------------------------------------------------------------------
 
 @pytest.fixture

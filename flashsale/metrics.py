@@ -77,9 +77,8 @@ class ActiveSaleStock:
         from django.db.models import Q
         from django.utils import timezone
 
-        from products.models import Product
-
         from flashsale.api_errors import DATABASE_DOWN
+        from products.models import Product
 
         gauge = GaugeMetricFamily("flashsale_stock", "Units in stock per active sale.", labels=["product_id", "slug"])
         now = timezone.now()

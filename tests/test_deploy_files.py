@@ -6,7 +6,6 @@ Secret a Deployment reads, a container port a probe or Service names.
 """
 
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest

@@ -9,6 +9,7 @@ Idempotency-Key gets it back; a client that hangs up mid-body makes nothing at a
 
 import socket
 
+import httpx
 import pytest
 from django.db import transaction
 
@@ -47,8 +48,6 @@ def test_a_lock_held_past_lock_timeout_answers_busy_and_changes_nothing(make_use
 
 def _busy_retry_after(base, token, product_id):
     """One more busy answer, read raw for its Retry-After header."""
-    import httpx
-
     with transaction.atomic():
         _hold_row_lock(product_id)
         response = httpx.post(f"{base}/api/orders/", json={"product_id": product_id},
@@ -58,7 +57,9 @@ def _busy_retry_after(base, token, product_id):
     return response.headers["Retry-After"]
 
 
-def _raw_post(port: int, token: str, body: bytes, *, declared_length: int | None = None, key: str = "") -> socket.socket:
+def _raw_post(port: int, token: str, body: bytes, *, declared_length: int | None = None,
+              key: str = "") -> socket.socket:
+    """A purchase over a bare socket, so the test can hang up whenever it likes."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     head = (
         f"POST /api/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"

@@ -45,7 +45,7 @@ def _scratch_reconciles(pg, product_id: int) -> tuple[int, int, int]:
     return row
 
 
-def test_postgres_restart_during_a_burst(tmp_path):
+def test_postgres_restart_during_a_burst():
     with scratch_postgres() as pg:
         product_id, tokens = _scratch_shop(pg, stock=10_000)
         with running_app(env={"DATABASE_URL": pg.url, "DB_CONNECT_TIMEOUT": "2"}, workers=2) as base:

@@ -195,7 +195,10 @@ TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "flashsale.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "flashsale.request_id.RequestIdFilter"},
+        "one_line": {"()": "flashsale.json_logs.OneLineErrors"},
+    },
     "formatters": {
         "json": {"()": "flashsale.json_logs.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
@@ -211,5 +214,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django_redis": {"level": "WARNING"},
+        # Redis down: one line per swallowed call, not a traceback (see docs, Failure modes).
+        "django_redis.cache": {"level": "WARNING", "filters": ["one_line"]},
     },
 }

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from rest_framework.authtoken.models import Token
 
-from flashsale.json_logs import JsonFormatter
+from flashsale.json_logs import JsonFormatter, OneLineErrors
 from flashsale.request_id import RequestIdFilter
 from tests.servers import running_app
 
@@ -77,3 +77,17 @@ def test_every_log_line_of_a_request_carries_its_request_id(client, settings):
 def test_a_hostile_request_id_is_replaced_not_echoed(client):
     response = client.get("/api/health/", HTTP_X_REQUEST_ID='x" \n{"level":"forged"}')
     assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_redis_errors_are_logged_in_one_line_not_a_traceback():
+    try:
+        raise ConnectionError("Error 2 connecting to /tmp/redis.sock")
+    except ConnectionError:
+        import sys
+
+        record = logging.LogRecord("django_redis.cache", logging.ERROR, __file__, 1, "Exception ignored", None,
+                                   sys.exc_info())
+    assert OneLineErrors().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "Exception ignored: Error 2 connecting to /tmp/redis.sock"
+    assert "exception" not in line

@@ -90,6 +90,10 @@ def test_postgres_restart_during_a_burst():
             key for key, (status, _c) in settled.items() if status == 201}
         stock, received, sold = _scratch_reconciles(pg, product_id)
         orders = pg.sql("SELECT idempotency_key FROM orders_order WHERE product_id = %s", [product_id])
+        # The operator's own check too, where this branch has it (contract section 5).
+        if manage("help", "reconcile_stock", env={"DATABASE_URL": pg.url}, check=False).returncode == 0:
+            reconcile = manage("reconcile_stock", env={"DATABASE_URL": pg.url}, check=False)
+            assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
 
     print(f"PG restart: {len(answers)} answers, {sorted(seen, key=str)}, "
           f"{len(unsettled)} x 503 re-sent -> {sorted(set(settled.values()), key=str)}, {len(orders)} orders")

@@ -22,3 +22,30 @@ proc_name = "flashsale"
 # gunicorn's control socket defaults to one path per user, which several instances on one
 # machine (`make run PORT=…` twice, the multi-instance tests) would fight over.
 control_socket_disable = True
+
+# prometheus-client's multiprocess mode: workers write their samples under this folder
+# and /metrics adds them up. Set before any worker imports prometheus_client.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flashsale-metrics-")
+
+
+def on_starting(server):
+    # Samples left by an earlier master would be added to this one's.
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    # libpq reads PGAPPNAME: pg_stat_activity then shows which worker holds which lock.
+    os.environ.setdefault("PGAPPNAME", f"flashsale-worker-{worker.pid}")

@@ -7,7 +7,9 @@ the code. Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimi
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
@@ -83,6 +85,11 @@ def describe(exc) -> tuple[int | None, dict, dict]:
     """(status, body, headers) for a known failure, or (None, {}, {})."""
     if isinstance(exc, DomainError):
         return STATUS_BY_CODE[exc.code], error_body(exc.code, exc.detail, exc.errors), _retry_after(exc.retry_after)
+    if isinstance(exc, RequestDataTooBig):
+        # Refused from Content-Length alone, before the body is read. 413 says "too large" to
+        # any HTTP client or proxy; the code stays the contract's `invalid` (bad input).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, error_body("invalid", f"The request body is larger than the {limit}-byte limit."), {}
     if isinstance(exc, Ratelimited):
         return 429, error_body("rate_limited", "Too many requests."), _retry_after(60)
     if isinstance(exc, Http404):

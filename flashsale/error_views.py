@@ -5,7 +5,7 @@ import sys
 from django.http import JsonResponse
 from django.views.defaults import page_not_found, server_error
 
-from flashsale.api_errors import DATABASE_DOWN, UNAVAILABLE_DETAIL, error_body
+from flashsale.api_errors import DATABASE_DOWN, UNAVAILABLE_DETAIL, error_body, json_error_response
 
 
 def _is_api(request) -> bool:
@@ -37,7 +37,9 @@ def server_failure(request):
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("invalid", "Bad request."), status=400)
+        # An oversized body read outside DRF lands here too: answer it as DRF views do.
+        known = json_error_response(exception) if exception is not None else None
+        return known or JsonResponse(error_body("invalid", "Bad request."), status=400)
     from django.views.defaults import bad_request as django_bad_request
 
     return django_bad_request(request, exception)

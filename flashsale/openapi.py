@@ -36,3 +36,5 @@ AUTH_ERRORS = ((401, "not_authenticated"),)
 STAFF_ERRORS = ((401, "not_authenticated"), (403, "permission_denied"))
 INVALID = ((400, "invalid"),)
 UNAVAILABLE = ((503, "unavailable"),)
+# Lists answer 404 `not_found` for a page past the end (or not a page number), as DRF does.
+NO_SUCH_PAGE = ((404, "not_found"),)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from flashsale.metrics import metrics_view
 from flashsale.accounts import login_rate_limited
 
 # The admin's login is as much a brute-force target as the shop's.
@@ -13,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("flashsale.accounts")),
     path("orders/", include("orders.urls")),
     path("", include("products.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "flashsale.error_views.bad_request"

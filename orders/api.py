@@ -5,7 +5,8 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flashsale.openapi import AUTH_ERRORS, INVALID, UNAVAILABLE, error_responses
+from flashsale import metrics
+from flashsale.openapi import AUTH_ERRORS, INVALID, NO_SUCH_PAGE, UNAVAILABLE, error_responses
 from flashsale.ratelimits import enforce_purchase_limits
 from flashsale.serializers import path_id
 from orders import selectors, services
@@ -37,6 +38,13 @@ class OrderListCreateApi(generics.GenericAPIView):
     permission_classes = [permissions.IsAuthenticated]
     serializer_class = OrderSerializer
 
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        # Counted after DRF has turned any failure into its answer, so every code is seen.
+        with metrics.purchase_request() as record:
+            return record("response", super().dispatch(request, *args, **kwargs))
+
     @extend_schema(
         summary="Your orders, newest first (staff: all orders, filterable)",
         parameters=[
@@ -44,7 +52,7 @@ class OrderListCreateApi(generics.GenericAPIView):
             OpenApiParameter("user", str, description="Staff only: orders of this username"),
             OpenApiParameter("status", str, enum=["confirmed", "cancelled"], description="Staff only"),
         ],
-        responses={200: OrderSerializer(many=True), **error_responses(*INVALID, *AUTH_ERRORS)},
+        responses={200: OrderSerializer(many=True), **error_responses(*INVALID, *AUTH_ERRORS, *NO_SUCH_PAGE)},
     )
     def get(self, request):
         orders = selectors.orders_visible_to(request.user)

@@ -1,5 +1,6 @@
 """The only place order-related rows are locked (see products/lock_objects.py for the order)."""
 
+from flashsale.metrics import row_lock_wait
 from orders.errors import OrderNotFound
 from orders.models import Order
 from products.errors import ProductNotFound
@@ -15,12 +16,13 @@ def product_for_purchase(product_id: int) -> Product:
     subquery here would miss the order that the previous lock holder just committed.
     """
     try:
-        return (
-            Product.objects.select_for_update(no_key=True, of=("self",))
-            .filter(is_lab=False)
-            .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at")
-            .get(pk=product_id)
-        )
+        with row_lock_wait():
+            return (
+                Product.objects.select_for_update(no_key=True, of=("self",))
+                .filter(is_lab=False)
+                .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at")
+                .get(pk=product_id)
+            )
     except Product.DoesNotExist:
         raise ProductNotFound() from None
 

@@ -5,7 +5,7 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flashsale.openapi import INVALID, STAFF_ERRORS, UNAVAILABLE, error_responses
+from flashsale.openapi import INVALID, NO_SUCH_PAGE, STAFF_ERRORS, UNAVAILABLE, error_responses
 from flashsale.serializers import path_id
 from products import selectors, services
 from products.errors import ProductNotFound
@@ -38,7 +38,8 @@ class ProductListCreateApi(generics.GenericAPIView):
     def get_queryset(self):
         return selectors.shop_products()
 
-    @extend_schema(summary="List the sales", responses={200: ProductSerializer(many=True)})
+    @extend_schema(summary="List the sales",
+                   responses={200: ProductSerializer(many=True), **error_responses(*NO_SUCH_PAGE)})
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ProductSerializer(page, many=True).data)

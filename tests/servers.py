@@ -56,9 +56,19 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.05, what
     raise TimeoutError(f"gave up waiting for {what}")
 
 
+class AppServer(str):
+    """The base URL of a running gunicorn, which also knows its processes."""
+
+    master_pid: int
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+
 @contextlib.contextmanager
 def running_app(*, env: dict | None = None, workers: int = 2, port: int | None = None):
-    """gunicorn serving this checkout against the test database; yields the base URL."""
+    """gunicorn serving this checkout against the test database; yields its base URL (an AppServer)."""
     port = port or free_port()
     child_env = {
         **os.environ,
@@ -79,7 +89,8 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
         [gunicorn, "--config", "gunicorn.conf.py", "flashsale.wsgi:application"],
         cwd=ROOT, env=child_env, start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = AppServer(f"http://127.0.0.1:{port}")
+    base.master_pid = process.pid
     try:
         wait_until(lambda: _answers(base) or process.poll() is not None, what=f"gunicorn on {base}")
         if process.poll() is not None:
@@ -143,3 +154,88 @@ def scratch_redis():
         yield server
     finally:
         server.close()
+
+
+class ScratchPostgres:
+    """A private PostgreSQL cluster (the pgserver wheel's binaries) in a temp dir, on a Unix socket.
+
+    For faults that must restart the database: the suite's own PostgreSQL (embedded or the
+    CI one named by DATABASE_URL) is never touched. Runs as the `pgserver` system user
+    when the tests run as root, as the embedded server does.
+    """
+
+    def __init__(self, *, database: str = "flashsale"):
+        self.dir = Path(tempfile.mkdtemp(prefix="fs-pg-"))
+        self.data = self.dir / "data"
+        self.database = database
+        self.port = free_port()  # only names the socket file; TCP is off
+        self._as_pg_user = embedded._run_as_pg_user()
+
+    @property
+    def url(self) -> str:
+        from urllib.parse import quote
+
+        return f"postgres://postgres@{quote(str(self.dir), safe='')}:{self.port}/{self.database}"
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([str(embedded._pg_bin(tool)), *args], capture_output=True, text=True,
+                              check=check, start_new_session=True, **self._as_pg_user)
+
+    def create(self) -> None:
+        self.data.mkdir()
+        embedded._grant_pg_user(self.dir)
+        embedded._grant_pg_user(self.data)
+        self._pg("initdb", "-D", str(self.data), "--auth=trust", "--username=postgres", "--no-instructions")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"listen_addresses = ''\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
+                       "max_connections = 50\nfsync = off\n")
+        self.start()
+        self.sql(f'CREATE DATABASE "{self.database}"', database="postgres")
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.dir / "server.log"), "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", "fast", "stop", check=False)
+
+    def restart(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", "fast",
+                 "-l", str(self.dir / "server.log"), "restart")
+
+    def sql(self, statement: str, params=(), *, database: str | None = None) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(host=str(self.dir), port=self.port, user="postgres",
+                             dbname=database or self.database, autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_postgres():
+    """A migrated scratch database; yields the ScratchPostgres."""
+    server = ScratchPostgres()
+    try:
+        server.create()
+        manage("migrate", "--noinput", env={"DATABASE_URL": server.url})
+        yield server
+    finally:
+        server.close()
+
+
+def manage(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`manage.py …` in a subprocess against the test Redis (and the env's overrides)."""
+    child_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flashsale.settings.local",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url(),
+        "SECRET_KEY": "test-server-not-secret",
+        **(env or {}),
+    }
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=child_env,
+                          capture_output=True, text=True, check=check, timeout=120)

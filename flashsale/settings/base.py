@@ -33,6 +33,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "flashsale.request_id.request_id_middleware",  # first: every later log line carries the id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -71,6 +72,8 @@ def database_from_url(url: str) -> dict:
         conn_health_checks=True,
     )
     config.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # Behind PgBouncer in transaction mode a named cursor may land on another server connection.
+    config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
     return config
 
 
@@ -187,14 +190,31 @@ LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
 # Reverse proxies in front of the app; 0 = trust the socket address, ignore X-Forwarded-For.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 
+# JSON lines by default (LOG_FORMAT=plain for a person at a terminal); each carries the
+# request id of the request that wrote it (flashsale.request_id).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "request_id": {"()": "flashsale.request_id.RequestIdFilter"},
+        "one_line": {"()": "flashsale.json_logs.OneLineErrors"},
+    },
+    "formatters": {
+        "json": {"()": "flashsale.json_logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if env_str("LOG_FORMAT", "json") == "plain" else "json",
+            "filters": ["request_id"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django_redis": {"level": "WARNING"},
+        # Redis down: one line per swallowed call, not a traceback (see docs, Failure modes).
+        "django_redis.cache": {"level": "WARNING", "filters": ["one_line"]},
     },
 }

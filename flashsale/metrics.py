@@ -1,0 +1,114 @@
+"""Prometheus metrics, served at /metrics by prometheus-client.
+
+Under gunicorn every worker is its own process, so the counters live in prometheus-client's
+multiprocess mode: each worker writes its samples to mmap'd files in
+PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py makes a fresh one per master unless the env
+names one) and a scrape of any worker adds them all up. Without that variable (tests,
+manage.py) the metrics are plain per-process ones.
+
+Stock per active sale is not a counter anyone updates: it is read from the database at
+scrape time, so it is always the truth and costs nothing on the purchase path.
+"""
+
+import contextlib
+import os
+import time
+
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+PURCHASES = Counter(
+    "flashsale_purchases",
+    "Purchase requests (POST /api/orders/) by outcome: `created` or the error code answered.",
+    ["code"],
+)
+PURCHASE_SECONDS = Histogram(
+    "flashsale_purchase_duration_seconds",
+    "Time to answer a purchase request, from the view's start to its response.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ROW_LOCK_WAIT_SECONDS = Histogram(
+    "flashsale_row_lock_wait_seconds",
+    "Time a purchase waited to get the product's row lock (includes the locking SELECT itself).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 10),
+)
+
+
+def purchase_outcome(response) -> str:
+    if response.status_code == 201:
+        return "created"
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        return data["code"]
+    return f"http_{response.status_code}"
+
+
+@contextlib.contextmanager
+def purchase_request():
+    """Around a purchase view: yields a setter for the response, counts it and times it."""
+    started = time.perf_counter()
+    seen = {}
+    try:
+        yield seen.setdefault
+    except Exception:
+        PURCHASES.labels(code="server_error").inc()
+        raise
+    finally:
+        PURCHASE_SECONDS.observe(time.perf_counter() - started)
+    PURCHASES.labels(code=purchase_outcome(seen["response"])).inc()
+
+
+@contextlib.contextmanager
+def row_lock_wait():
+    """The only instrumentation inside the critical section: one clock read each side."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        ROW_LOCK_WAIT_SECONDS.observe(time.perf_counter() - started)
+
+
+class ActiveSaleStock:
+    """Collector: `flashsale_stock{product_id,slug}` for every sale that is active now."""
+
+    def collect(self):
+        from django.db.models import Q
+        from django.utils import timezone
+
+        from flashsale.api_errors import DATABASE_DOWN
+        from products.models import Product
+
+        gauge = GaugeMetricFamily("flashsale_stock", "Units in stock per active sale.", labels=["product_id", "slug"])
+        now = timezone.now()
+        active = (
+            Product.objects.in_shop()
+            .filter(Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now))
+            .filter(Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=now))
+            .values_list("pk", "slug", "stock")
+        )
+        try:
+            rows = list(active)
+        except DATABASE_DOWN:
+            rows = []  # the database is down: the other metrics still scrape, this one is absent
+        for pk, slug, stock in rows:
+            gauge.add_metric([str(pk), slug], stock)
+        yield gauge
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in (PURCHASES, PURCHASE_SECONDS, ROW_LOCK_WAIT_SECONDS):
+            registry.register(collector)
+    registry.register(ActiveSaleStock())
+    return registry
+
+
+def metrics_view(request):
+    """GET /metrics in Prometheus' text format (keep it off the public proxy, see docs)."""
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

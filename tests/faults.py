@@ -1,0 +1,35 @@
+"""Small helpers shared by the fault tests: tokens, API calls that never raise, DB peeks."""
+
+import httpx
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+
+def token_for(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def buy(base: str, token: str, product_id: int, *, quantity: int = 1, key: str | None = None,
+        timeout: float = 60) -> tuple[int, str | None, str]:
+    """POST a purchase: (status, error code or None, content type); a dropped connection is status 0."""
+    headers = {"Authorization": f"Token {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    try:
+        response = httpx.post(f"{base}/api/orders/", json={"product_id": product_id, "quantity": quantity},
+                              headers=headers, timeout=timeout)
+    except httpx.TransportError:
+        return 0, None, ""
+    content_type = response.headers.get("content-type", "")
+    code = response.json().get("code") if content_type.startswith("application/json") else None
+    return response.status_code, code, content_type
+
+
+def backends(where: str) -> list[tuple]:
+    """(pid, application_name, wait_event) of this database's sessions matching `where`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, wait_event FROM pg_stat_activity "
+            f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
+        )
+        return cursor.fetchall()

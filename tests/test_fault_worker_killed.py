@@ -1,0 +1,103 @@
+"""A gunicorn worker SIGKILLed while it holds the product's row lock, mid-purchase.
+
+How the worker is paused inside the lock without touching shipped code: the test puts a
+trigger on the orders table (on the test database, dropped afterwards) that calls
+pg_sleep for one marked purchase (quantity 3). That purchase has locked the product row
+and taken the stock, and now sleeps in its INSERT: exactly "between decrement and
+order". The test database gets client_connection_check_interval (new sessions only), so
+the sleeping backend notices its client is gone; an idle-in-transaction backend would
+notice at once, but one busy in a statement only when that statement ends without it,
+which is why docker-compose.yml sets it on the server too.
+
+Found: PostgreSQL rolls the dead session back (stock restored, no order), releases the
+lock, and the buyers queued behind it are served; gunicorn replaces the worker.
+"""
+
+import os
+import signal
+import threading
+
+import pytest
+from django.db import connection
+
+from orders.models import Order
+from tests.faults import backends, buy, token_for
+from tests.invariants import assert_stock_reconciles
+from tests.servers import running_app, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+MARKED_QUANTITY = 3
+
+
+def _install_pause(table: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            CREATE OR REPLACE FUNCTION fault_pause_marked_order() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.quantity = {MARKED_QUANTITY} THEN PERFORM pg_sleep(60); END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fault_pause_marked_order BEFORE INSERT ON {table}
+                FOR EACH ROW EXECUTE FUNCTION fault_pause_marked_order();
+        """)
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+        # Armed at the start of each statement, so it must be a session default, not a SET in the trigger.
+        cursor.execute(f'ALTER DATABASE "{name}" SET client_connection_check_interval = 100')
+
+
+def _remove_pause(table: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND wait_event = 'PgSleep'")
+        cursor.execute(f"DROP TRIGGER IF EXISTS fault_pause_marked_order ON {table}")
+        cursor.execute("DROP FUNCTION IF EXISTS fault_pause_marked_order()")
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+        cursor.execute(f'ALTER DATABASE "{name}" RESET client_connection_check_interval')
+
+
+def test_a_worker_killed_inside_the_row_lock_leaves_nothing_half_done(make_user, make_product):
+    table = Order._meta.db_table
+    product = make_product(stock=10)
+    victim_token = token_for(make_user())
+    others = [token_for(make_user()) for _ in range(5)]
+    _install_pause(table)
+    try:
+        with running_app(env={"LOCK_TIMEOUT_MS": "20000"}, workers=2) as base:
+            results = {}
+
+            def fire(name, token, quantity):
+                results[name] = buy(base, token, product.pk, quantity=quantity)
+
+            victim = threading.Thread(target=fire, args=("victim", victim_token, MARKED_QUANTITY))
+            victim.start()
+            wait_until(lambda: backends("wait_event = 'PgSleep'"), what="the marked purchase to pause in the lock")
+            (_pid, app_name, _event), = backends("wait_event = 'PgSleep'")
+            worker_pid = int(app_name.rsplit("-", 1)[1])
+            assert worker_pid in base.worker_pids()
+
+            buyers = [threading.Thread(target=fire, args=(f"buyer{i}", token, 1)) for i, token in enumerate(others)]
+            for thread in buyers:
+                thread.start()
+            wait_until(lambda: backends("wait_event_type = 'Lock'"), what="another buyer to queue on the lock")
+            product.refresh_from_db()
+            assert product.stock == 10  # the paused purchase's decrement is not visible: uncommitted
+
+            os.kill(worker_pid, signal.SIGKILL)
+            for thread in [victim, *buyers]:
+                thread.join(timeout=90)
+            wait_until(lambda: not backends("wait_event = 'PgSleep'"), what="PostgreSQL to end the dead session")
+            replaced = worker_pid not in base.worker_pids()
+    finally:
+        _remove_pause(table)
+
+    assert results["victim"][0] == 0  # the connection died with the worker
+    assert sorted(results[f"buyer{i}"][:2] for i in range(5)) == [(201, None)] * 5
+    assert replaced
+    product.refresh_from_db()
+    assert product.stock == 5
+    assert sorted(Order.objects.filter(product=product).values_list("quantity", flat=True)) == [1] * 5
+    assert_stock_reconciles(product.pk)

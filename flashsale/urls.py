@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from flashsale.metrics import metrics_view
 from flashsale.accounts import login_rate_limited
+from flashsale.metrics import metrics_view
 
 # The admin's login is as much a brute-force target as the shop's.
 admin.site.login = login_rate_limited(admin.site.login)

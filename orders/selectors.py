@@ -1,6 +1,6 @@
 """Reads about orders: who may see which, and what a shopper already holds."""
 
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from orders.errors import OrderNotFound
@@ -64,3 +64,24 @@ def order_visible_to(user, order_id: int) -> Order:
 
 def order_for_key(*, user_id: int, idempotency_key: str) -> Order | None:
     return Order.objects.select_related("product").filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+def stock_reconciliation() -> QuerySet:
+    """Every product (shop and lab) with its live units sold, for checking guarantee 1.
+
+    Rows carry `units_received`, `stock`, `units_sold` (non-cancelled orders) and
+    `difference` = stock + units_sold - units_received, which must be 0.
+    """
+    sold = (
+        Order.objects.filter(product=OuterRef("pk")).exclude(status=OrderStatus.CANCELLED)
+        .order_by()
+        .values("product")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    return (
+        Product.objects.order_by("id")
+        .annotate(units_sold=Coalesce(Subquery(sold, output_field=IntegerField()), Value(0)))
+        .annotate(difference=F("stock") + F("units_sold") - F("units_received"))
+        .values("id", "slug", "is_lab", "units_received", "stock", "units_sold", "difference")
+    )

@@ -1,0 +1,1 @@
+"""Load tools: the asyncio load engine behind `manage.py stress` and `manage.py bench`, and a Locust file."""

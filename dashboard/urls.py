@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from dashboard.race_lab_views import race_lab
 
 app_name = "dashboard"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("race-lab/", race_lab, name="race-lab"),
+]

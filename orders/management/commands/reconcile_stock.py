@@ -17,12 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--mismatches-only", action="store_true", help="print only products that do not reconcile")
-        parser.add_argument("--include-lab", action="store_true", help="also list the race lab's scratch products")
 
-    def handle(self, *args, mismatches_only, include_lab, **options):
-        rows = stock_reconciliation()
-        if not include_lab:
-            rows = rows.filter(is_lab=False)
+    def handle(self, *args, mismatches_only, **options):
+        rows = stock_reconciliation().filter(is_lab=False)  # the race lab's scratch rows are not for sale
         table, bad = [], 0
         for row in rows.iterator():
             ok = row["difference"] == 0 and row["stock"] >= 0

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -26,11 +27,15 @@ from django.core.management import get_commands
 
 from stress.load import answer_code, run_load
 from stress.scenario import Sale, buy, fire_purchases, prepare_sale, read_back, verdict
+from flashsale import embedded
 from stress.stack import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_COUNTS = (16, 64)
-SECONDS = 5.0
+SECONDS = 3.0
+# The machine is shared and noisy: every load runs REPEATS times, interleaved with the load it
+# is compared with (a with b, c with d), and the report gives the medians.
+REPEATS = 3
 HOT_STOCK = 1_000_000  # never sells out while measured
 BUYERS = 5000
 
@@ -59,17 +64,61 @@ def machine() -> dict:
     }
 
 
-def summarise(tally, *, ok_status: int) -> dict:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU used so far by a process, its reaped children and its live children (one level:
+    gunicorn's workers, PostgreSQL's backends)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == root_pid:
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        elif ppid == root_pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+@contextlib.contextmanager
+def cpu_meter(server_pid: int | None):
+    """CPU seconds spent by the app server, the database and this load generator (+ pgbench) meanwhile."""
+    import resource
+
+    def sample():
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (tree_cpu_seconds(server_pid) if server_pid else 0.0,
+                tree_cpu_seconds(embedded.postgres_pid() or -1),
+                own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime)
+
+    used: dict = {}
+    before = sample()
+    yield used
+    after = sample()
+    used.update(zip(("app", "database", "load_generator"), (b - a for a, b in zip(before, after))))
+
+
+def summarise(tally, *, ok_status: int, cpu: dict) -> dict:
     wall = tally.wall
     ok = tally.count(status=ok_status)
+    answered = max(tally.done, 1)
     return {"per_s": round(ok / wall, 1), "p50_ms": round(tally.percentile(50) * 1000, 2),
             "p99_ms": round(tally.percentile(99) * 1000, 2), "answers": tally.summary()["answers"],
-            "server_errors": tally.count(at_least=500)}
+            "server_errors": tally.count(at_least=500),
+            # What bounds it: CPU per answer on each side, and how busy the machine's cores were.
+            "cpu_ms_per_answer": {side: round(seconds * 1000 / answered, 2) for side, seconds in cpu.items()},
+            "cores_busy": round(sum(cpu.values()) / wall, 2)}
 
 
-def hot_purchases(base: str, sale: Sale, clients: int) -> dict:
-    tally = fire_purchases(base, sale, concurrency=clients, duration=SECONDS)
-    return summarise(tally, ok_status=201)
+def hot_purchases(server, sale: Sale, clients: int) -> dict:
+    with cpu_meter(server.pid) as cpu:
+        tally = fire_purchases(server.url, sale, concurrency=clients, duration=SECONDS)
+    return summarise(tally, ok_status=201, cpu=cpu)
 
 
 def pgbench(sale: Sale, clients: int, users: tuple[int, int]) -> dict:
@@ -77,7 +126,7 @@ def pgbench(sale: Sale, clients: int, users: tuple[int, int]) -> dict:
 
     binary = Path(pgserver._commands.POSTGRES_BIN_PATH) / "pgbench"
     db = settings.DATABASES["default"]
-    with tempfile.TemporaryDirectory(prefix="pgbench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="pgbench-") as scratch, cpu_meter(None) as cpu:
         script = Path(scratch) / "purchase.sql"
         script.write_text(PGBENCH_PURCHASE)
         finished = subprocess.run(
@@ -91,33 +140,42 @@ def pgbench(sale: Sale, clients: int, users: tuple[int, int]) -> dict:
                            for line in log.read_text().splitlines())
     tps = float(re.search(r"tps = ([\d.]+)", finished.stdout).group(1))
     pick = lambda p: round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] / 1000, 2)  # noqa: E731
-    return {"per_s": round(tps, 1), "p50_ms": pick(50), "p99_ms": pick(99), "transactions": len(latencies)}
+    return {"per_s": round(tps, 1), "p50_ms": pick(50), "p99_ms": pick(99), "transactions": len(latencies),
+            "cpu_ms_per_answer": {side: round(seconds * 1000 / max(len(latencies), 1), 2)
+                                  for side, seconds in cpu.items() if side != "app"},
+            "cores_busy": round(sum(cpu.values()) / SECONDS, 2)}
 
 
-def reads(base: str, product_id: int, clients: int) -> dict:
-    url = f"{base}/api/products/{product_id}/stock/"
+def reads(server, product_id: int, clients: int) -> dict:
+    url = f"{server.url}/api/products/{product_id}/stock/"
 
     async def send(session, _index):
         async with session.get(url) as response:
             return await answer_code(response)
 
-    return summarise(asyncio.run(run_load(send, concurrency=clients, duration=SECONDS)), ok_status=200)
+    with cpu_meter(server.pid) as cpu:
+        tally = asyncio.run(run_load(send, concurrency=clients, duration=SECONDS))
+    return summarise(tally, ok_status=200, cpu=cpu)
 
 
-def sold_out_answers(base: str, sale: Sale, clients: int) -> dict:
-    tally = asyncio.run(run_load(buy(base, sale), concurrency=clients, duration=SECONDS))
-    return summarise(tally, ok_status=409)
+def sold_out_answers(server, sale: Sale, clients: int) -> dict:
+    with cpu_meter(server.pid) as cpu:
+        tally = asyncio.run(run_load(buy(server.url, sale), concurrency=clients, duration=SECONDS))
+    return summarise(tally, ok_status=409, cpu=cpu)
 
 
-def burst(base: str) -> dict:
+def burst(server) -> dict:
     sale = prepare_sale(buyers=2000, stock=100)
-    tally = fire_purchases(base, sale, concurrency=2000)
-    outcome = read_back(base, sale)
+    with cpu_meter(server.pid) as cpu:
+        tally = fire_purchases(server.url, sale, concurrency=2000)
+    outcome = read_back(server.url, sale)
     result = verdict(sale, tally, outcome, quantity=1)
     return {"wall_s": round(tally.wall, 3), "p50_ms": round(tally.percentile(50) * 1000, 1),
             "p99_ms": round(tally.percentile(99) * 1000, 1), "sold": outcome["units_sold"],
             "server_errors": tally.count(at_least=500), "oversold": result["oversold"], "passed": result["passed"],
-            "answers": tally.summary()["answers"]}
+            "answers": tally.summary()["answers"],
+            "cpu_ms_per_answer": {side: round(seconds * 1000 / 2000, 2) for side, seconds in cpu.items()},
+            "cores_busy": round(sum(cpu.values()) / tally.wall, 2)}
 
 
 def stats_at_scale(out: Path) -> dict:
@@ -132,28 +190,33 @@ def stats_at_scale(out: Path) -> dict:
 def run(out: Path, say=print) -> dict:
     """Every measurement, in one run; writes OUT.md and OUT.json and returns the results."""
     started = time.perf_counter()
-    results: dict = {"machine": machine(), "seconds_per_load": SECONDS, "client_counts": list(CLIENT_COUNTS)}
+    results: dict = {"machine": machine(), "seconds_per_load": SECONDS, "repeats": REPEATS,
+                     "client_counts": list(CLIENT_COUNTS)}
     say(f"{results['machine']['cores']} cores; gunicorn {results['machine']['gunicorn']}")
     hot = prepare_sale(buyers=BUYERS, stock=HOT_STOCK)
     pg_hot = prepare_sale(buyers=1, stock=HOT_STOCK)
     users = _user_id_range(hot)
-    sold_out = prepare_sale(buyers=BUYERS, stock=0)
+    sold_out = prepare_sale(buyers=1, stock=0)
     sold_out = Sale(sold_out.product_id, 0, hot.tokens, hot.reader_token)  # same distinct buyers
-    with serving() as base:
-        say(f"stack up at {base}; warming up")
-        asyncio.run(run_load(buy(base, pg_hot), concurrency=16, total=400))  # a connection per worker
-        results["purchases"], results["pgbench"] = {}, {}
-        for clients in CLIENT_COUNTS:
-            results["purchases"][clients] = hot_purchases(base, hot, clients)
-            say(f"(a) {clients} clients: {results['purchases'][clients]['per_s']:,} purchases/s")
-            results["pgbench"][clients] = pgbench(pg_hot, clients, users)
-            say(f"(b) {clients} clients: {results['pgbench'][clients]['per_s']:,} transactions/s (pgbench)")
-        clients = CLIENT_COUNTS[-1]
-        results["sold_out"] = sold_out_answers(base, sold_out, clients)
-        say(f"(c) {results['sold_out']['per_s']:,} sold-out answers/s")
-        results["stock_reads"] = reads(base, hot.product_id, clients)
-        say(f"(d) {results['stock_reads']['per_s']:,} stock reads/s")
-        results["burst"] = burst(base)
+    with serving() as server:
+        say(f"stack up at {server.url}; warming up")
+        asyncio.run(run_load(buy(server.url, pg_hot), concurrency=16, total=400))  # a connection per worker
+        runs: dict[str, list] = {}
+        for repeat in range(REPEATS):
+            for clients in CLIENT_COUNTS:
+                runs.setdefault(f"a{clients}", []).append(hot_purchases(server, hot, clients))
+                runs.setdefault(f"b{clients}", []).append(pgbench(pg_hot, clients, users))
+                say(f"  run {repeat + 1}/{REPEATS}, {clients} clients: {runs[f'a{clients}'][-1]['per_s']:,} "
+                    f"purchases/s over HTTP, {runs[f'b{clients}'][-1]['per_s']:,}/s in pgbench")
+            runs.setdefault("c", []).append(sold_out_answers(server, sold_out, CLIENT_COUNTS[-1]))
+            runs.setdefault("d", []).append(reads(server, hot.product_id, CLIENT_COUNTS[-1]))
+            say(f"  run {repeat + 1}/{REPEATS}: {runs['c'][-1]['per_s']:,} sold-out answers/s, "
+                f"{runs['d'][-1]['per_s']:,} stock reads/s")
+        results["purchases"] = {c: median_of(runs[f"a{c}"]) for c in CLIENT_COUNTS}
+        results["pgbench"] = {c: median_of(runs[f"b{c}"]) for c in CLIENT_COUNTS}
+        results["sold_out"], results["stock_reads"] = median_of(runs["c"]), median_of(runs["d"])
+        results["runs"] = runs
+        results["burst"] = burst(server)
         say(f"(e) burst 2000/100: {results['burst']['wall_s']} s, p99 {results['burst']['p99_ms']} ms")
     results["stats"] = stats_at_scale(out)
     best_a = max(r["per_s"] for r in results["purchases"].values())
@@ -171,6 +234,17 @@ def run(out: Path, say=print) -> dict:
     return results
 
 
+def median_of(runs: list[dict]) -> dict:
+    """The median of each number over the repeats (p99 too: the median run's tail, not the worst)."""
+    keys = ("per_s", "p50_ms", "p99_ms")
+    summary = {key: round(statistics.median(run[key] for run in runs), 2) for key in keys}
+    summary["server_errors"] = sum(run.get("server_errors", 0) for run in runs)
+    summary["cores_busy"] = round(statistics.median(run["cores_busy"] for run in runs), 2)
+    summary["cpu_ms_per_answer"] = {side: round(statistics.median(run["cpu_ms_per_answer"][side] for run in runs), 2)
+                                    for side in runs[0]["cpu_ms_per_answer"]}
+    return summary
+
+
 def _user_id_range(sale: Sale) -> tuple[int, int]:
     from rest_framework.authtoken.models import Token
 
@@ -181,18 +255,24 @@ def _user_id_range(sale: Sale) -> tuple[int, int]:
 def markdown(r: dict) -> str:
     m, h = r["machine"], r["headline"]
     rows = [
-        "| measurement | clients | per second | p50 ms | p99 ms |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| measurement | clients | per second | p50 ms | p99 ms | CPU ms per answer: app / database / load generator | cores busy |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
+
+    def row(label, clients, result, rate):
+        cpu = result["cpu_ms_per_answer"]
+        split = " / ".join(f"{cpu[side]:.2f}" if side in cpu else "–" for side in ("app", "database", "load_generator"))
+        return f"| {label} | {clients} | {rate} | {result['p50_ms']} | {result['p99_ms']} | {split} | {result['cores_busy']} |"
+
     for clients in r["client_counts"]:
         a, b = r["purchases"][clients], r["pgbench"][clients]
-        rows.append(f"| (a) purchases over HTTP, one hot product | {clients} | {a['per_s']:,.0f} | {a['p50_ms']} | {a['p99_ms']} |")
-        rows.append(f"| (b) same transaction in pgbench | {clients} | {b['per_s']:,.0f} | {b['p50_ms']} | {b['p99_ms']} |")
+        rows.append(row("(a) purchases over HTTP, one hot product", clients, a, f"{a['per_s']:,.0f}"))
+        rows.append(row("(b) the same transaction in pgbench", clients, b, f"{b['per_s']:,.0f}"))
     clients = r["client_counts"][-1]
     c, d, e = r["sold_out"], r["stock_reads"], r["burst"]
-    rows.append(f"| (c) sold-out answers | {clients} | {c['per_s']:,.0f} | {c['p50_ms']} | {c['p99_ms']} |")
-    rows.append(f"| (d) stock endpoint reads | {clients} | {d['per_s']:,.0f} | {d['p50_ms']} | {d['p99_ms']} |")
-    rows.append(f"| (e) burst: 2000 buyers / 100 units | 2000 | {e['wall_s']} s wall | {e['p50_ms']} | {e['p99_ms']} |")
+    rows.append(row("(c) sold-out answers", clients, c, f"{c['per_s']:,.0f}"))
+    rows.append(row("(d) stock endpoint reads", clients, d, f"{d['per_s']:,.0f}"))
+    rows.append(row("(e) burst: 2000 buyers / 100 units", 2000, e, f"{e['wall_s']} s wall"))
     stats = r["stats"]
     stats_line = (f"(f) stats at 100,000 orders: skipped — {stats['skipped']}." if "skipped" in stats
                   else f"(f) stats at 100,000 orders: `{json.dumps(stats)}`")
@@ -202,7 +282,8 @@ def markdown(r: dict) -> str:
         f"Written by `make bench` on {m['cores']} cores ({m['platform']}, Python {m['python']}), gunicorn "
         f"{m['gunicorn']['workers']} × {m['gunicorn']['worker_class']} workers, {m['gunicorn']['threads']} "
         f"thread(s) each, embedded PostgreSQL and Redis, rate limits off; the load generator shares the "
-        f"same cores. Each load ran {r['seconds_per_load']:g} s. Load average at the start: "
+        f"same cores. Each load ran {r['seconds_per_load']:g} s, {r['repeats']} times interleaved with the load "
+        f"it is compared with; the table gives medians. Load average at the start: "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}.",
         "",
         *rows,

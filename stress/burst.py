@@ -16,9 +16,9 @@ def main(argv: list[str]) -> int:
     buyers, stock = (argv + ["2000", "100"][len(argv):])[:2]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
     django.setup()
-    with serving() as base:
+    with serving() as server:
         try:
-            call_command("stress", "--base-url", base, "--buyers", buyers, "--stock", stock, "--concurrency", buyers)
+            call_command("stress", "--base-url", server.url, "--buyers", buyers, "--stock", stock, "--concurrency", buyers)
         except CommandError as exc:
             print(f"stress: {exc}", file=sys.stderr)
             return exc.returncode

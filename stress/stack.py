@@ -11,8 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
+
+from flashsale.embedded import DATA_DIR
 
 # Load runs measure the sale, not the abuse guard: rate limits off, quiet logs.
 LOAD_ENV = {
@@ -23,6 +26,12 @@ LOAD_ENV = {
 }
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str  # http://127.0.0.1:PORT
+    pid: int  # gunicorn's master process
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -30,26 +39,38 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(*, port: int | None = None, env: dict | None = None, quiet: bool = True):
-    """The stack on 127.0.0.1:port (a free one by default); yields its base URL."""
+def serving(*, port: int | None = None, env: dict | None = None):
+    """The stack on 127.0.0.1:port (a free one by default); yields a `Server`.
+
+    The server's own output (startup banner, a log line per refused purchase) goes to
+    .data/load-server.log rather than over the load tool's report.
+    """
     port = port or free_port()
     child_env = {**os.environ, **LOAD_ENV, "PORT": str(port), **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flashsale.serve"], env=child_env, start_new_session=True,
-        stdout=subprocess.DEVNULL if quiet else None,
-    )
+    log_path = DATA_DIR / "load-server.log"
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flashsale.serve"], env=child_env, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(base, process)
-        yield base
+        yield Server(url=base, pid=process.pid)  # flashsale.serve execs gunicorn: same pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_session(process)
+
+
+def stop_session(process: subprocess.Popen, *, timeout: float = 30) -> None:
+    """SIGTERM a server started with `start_new_session` (gunicorn and its workers); SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _wait_for(base: str, process: subprocess.Popen, timeout: float = 120) -> None:

@@ -8,7 +8,6 @@ an outside client would see.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,8 +22,6 @@ from rest_framework.authtoken.models import Token
 from orders.services import create_shoppers
 from products.services import create_product
 from stress.load import Tally, answer_code, run_load
-
-logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per read-back request is noise here
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from stress import bench
 
 class Command(BaseCommand):
     help = (
-        "Measure the shop on its default stack in one run (about 2-3 minutes): purchases/s on one hot "
+        "Measure the shop on its default stack in one run (about 1.5 minutes): purchases/s on one hot "
         "product over HTTP next to the same transaction's pgbench ceiling at the same client counts, "
         "sold-out answers/s against stock reads/s, the 2000-buyers / 100-units burst, and the stats "
         "query at 100,000 orders when `bench_stats` exists. Starts and stops its own gunicorn (rate "

@@ -9,6 +9,10 @@ from stress.load import NotLoopback, loopback_base_url
 from stress.scenario import fire_purchases, prepare_sale, read_back, verdict
 
 
+MAX_BUYERS = 100_000
+MAX_CONCURRENCY = 10_000  # sockets held open by one process
+
+
 def positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -49,6 +53,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if stock < 0:
             raise CommandError("--stock cannot be negative.")
+        if buyers > MAX_BUYERS or concurrency > MAX_CONCURRENCY:
+            raise CommandError(f"--buyers is at most {MAX_BUYERS:,} and --concurrency at most {MAX_CONCURRENCY:,}.")
         if duration is not None and not 0 < duration <= 3600:
             raise CommandError("--duration must be between 0 and 3600 seconds.")
         if quantity > 100:

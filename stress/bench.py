@@ -18,6 +18,7 @@ import re
 import runpy
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.core.management import get_commands
 
 from stress.load import answer_code, run_load
-from stress.scenario import Sale, buy, fire_purchases, prepare_sale, read_back, verdict
+from stress.scenario import Sale, buy, close_sale, fire_purchases, prepare_sale, read_back, verdict
 from flashsale import embedded
 from stress.stack import serving
 
@@ -129,12 +130,15 @@ def pgbench(sale: Sale, clients: int, users: tuple[int, int]) -> dict:
     with tempfile.TemporaryDirectory(prefix="pgbench-") as scratch, cpu_meter(None) as cpu:
         script = Path(scratch) / "purchase.sql"
         script.write_text(PGBENCH_PURCHASE)
+        port = ["-p", str(db["PORT"])] if db.get("PORT") else []
         finished = subprocess.run(
-            [str(binary), "-n", "-h", db["HOST"], "-U", db["USER"] or "postgres", "-c", str(clients),
+            [str(binary), "-n", "-h", db["HOST"] or "localhost", *port, "-U", db["USER"] or "postgres",
+             "-c", str(clients),
              "-j", str(min(clients, 4)), "-T", str(int(SECONDS)), "-f", str(script),
              "-D", f"pid={sale.product_id}", "-D", f"umin={users[0]}", "-D", f"umax={users[1]}",
              "-l", "--log-prefix", str(Path(scratch) / "log"), db["NAME"]],
             capture_output=True, text=True, timeout=120, check=True, cwd=scratch,
+            env={**os.environ, "PGPASSWORD": db.get("PASSWORD") or ""},
         )
         latencies = sorted(int(line.split()[2]) for log in Path(scratch).glob("log*")
                            for line in log.read_text().splitlines())
@@ -169,6 +173,7 @@ def burst(server) -> dict:
     with cpu_meter(server.pid) as cpu:
         tally = fire_purchases(server.url, sale, concurrency=2000)
     outcome = read_back(server.url, sale)
+    close_sale(sale)
     result = verdict(sale, tally, outcome, quantity=1)
     return {"wall_s": round(tally.wall, 3), "p50_ms": round(tally.percentile(50) * 1000, 1),
             "p99_ms": round(tally.percentile(99) * 1000, 1), "sold": outcome["units_sold"],
@@ -182,7 +187,7 @@ def stats_at_scale(out: Path) -> dict:
     if "bench_stats" not in get_commands():
         return {"skipped": "the bench_stats command does not exist in this checkout"}
     report = out.with_name(out.name + "-stats.json")
-    subprocess.run([os.sys.executable, "manage.py", "bench_stats", "--orders", "100000", "--json", str(report)],
+    subprocess.run([sys.executable, "manage.py", "bench_stats", "--orders", "100000", "--json", str(report)],
                    cwd=ROOT, check=True, timeout=300)
     return json.loads(report.read_text())
 
@@ -218,6 +223,8 @@ def run(out: Path, say=print) -> dict:
         results["runs"] = runs
         results["burst"] = burst(server)
         say(f"(e) burst 2000/100: {results['burst']['wall_s']} s, p99 {results['burst']['p99_ms']} ms")
+    for sale in (hot, pg_hot, sold_out):
+        close_sale(sale)
     results["stats"] = stats_at_scale(out)
     best_a = max(r["per_s"] for r in results["purchases"].values())
     best_b = max(r["per_s"] for r in results["pgbench"].values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import resource
 import time
 from collections import Counter
@@ -63,7 +64,7 @@ class Tally:
         if not self.latencies:
             return 0.0
         ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+        rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
         return ordered[rank - 1]
 
     def summary(self) -> dict:

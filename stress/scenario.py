@@ -20,7 +20,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from orders.services import create_shoppers
-from products.services import create_product
+from products.models import Product
+from products.services import create_product, update_product
 from stress.load import Tally, answer_code, run_load
 
 
@@ -100,3 +101,8 @@ def verdict(sale: Sale, tally: Tally, outcome: dict, *, quantity: int) -> dict:
     }
     return {"passed": all(checks.values()), "oversold": oversold, "checks": checks}
 
+
+
+def close_sale(sale: Sale) -> None:
+    """End the load test's sale once it is measured, so the shop lists it as ended, not for sale."""
+    update_product(product=Product.objects.get(pk=sale.product_id), sale_ends_at=timezone.now())

@@ -40,3 +40,11 @@ def test_report_renders_every_measurement_and_says_when_stats_were_skipped():
                    "(d) stock endpoint reads", "(e) burst", "0.20 of the pgbench ceiling", "on 2 cores",
                    "skipped — no bench_stats", "| – / 2.00 / 0.20 |"]:
         assert needle in text
+
+
+def test_latency_percentiles_are_nearest_rank():
+    from stress.load import Tally
+
+    tally = Tally(latencies=[n / 1000 for n in range(1, 101)])  # 1 ms … 100 ms
+    assert (tally.percentile(50), tally.percentile(95), tally.percentile(99)) == (0.05, 0.095, 0.099)
+    assert Tally().percentile(99) == 0.0

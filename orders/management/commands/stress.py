@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from stress.load import NotLoopback, loopback_base_url
-from stress.scenario import fire_purchases, prepare_sale, read_back, verdict
+from stress.scenario import close_sale, fire_purchases, prepare_sale, read_back, verdict
 
 
 MAX_BUYERS = 100_000
@@ -74,6 +74,7 @@ class Command(BaseCommand):
             if live:
                 self.stdout.write("")
         outcome = read_back(base_url, sale)
+        close_sale(sale)
         result = verdict(sale, tally, outcome, quantity=quantity)
         report = {
             "mode": "sustained" if duration is not None else "burst",

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+STRESS_BUYERS ?= 2000
+STRESS_STOCK ?= 100
 HOLD := $(PY) -m flashsale.embedded hold --
 
 .PHONY: run test stress bench stop venv check
@@ -23,6 +25,14 @@ test: venv
 check: venv
 	$(HOLD) $(PY) manage.py check
 	$(HOLD) $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# The 2000-buyers / 100-units burst against the stack `make run` serves (rate limits off).
+stress: venv
+	$(HOLD) $(PY) -m stress.burst $(STRESS_BUYERS) $(STRESS_STOCK)
+
+# Section 7's measurements in one run; writes docs/benchmarks.md and docs/benchmarks.json.
+bench: venv
+	$(HOLD) $(PY) manage.py bench --out docs/benchmarks
 
 stop: venv
 	$(PY) -m flashsale.embedded stop

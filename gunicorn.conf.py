@@ -1,7 +1,34 @@
 """gunicorn settings for `make run`, the benchmarks and the container.
 
-Workers default to WEB_CONCURRENCY (else 2 x cores + 1). See docs/benchmarks.md for the
-measurements behind the worker class and counts.
+Workers default to WEB_CONCURRENCY (else 2 x cores + 1); GUNICORN_WORKER_CLASS and
+GUNICORN_THREADS override the class and threads.
+
+Why sync workers, 2 x cores + 1 (measured by `make bench` on the 2-core machine, each
+configuration in one run, medians of 3; the machine was shared, load average 4-7, so
+differences under ~30% are noise; to repeat one: GUNICORN_WORKER_CLASS=gthread
+WEB_CONCURRENCY=3 GUNICORN_THREADS=4 manage.py bench --out /tmp/gthread):
+
+    config          purchases/s (16 / 64 clients)   sold-out/s   stock reads/s   2000/100 burst
+    sync 5          58 / 93                          158          418             13.5 s
+    sync 3          71 / 79                          143          424             18.9 s
+    gthread 3 x 4   51 / 81                          195          554             15.1 s
+    gthread 2 x 2   56 / 66                          129          469             15.2 s
+
+- No class or count won on throughput beyond the noise: every answer is CPU-bound in
+  the app, and threads under one GIL add no CPU. The app CPU per answer (read from
+  /proc, robust to the shared machine) favours sync, in a second series:
+
+    app CPU ms per answer   purchase (16 / 64)   sold-out   stock read   burst
+    sync 5                  11.5 / 9.3           5.6        2.05         5.7
+    gthread 3 x 4           12.9 / 12.0          6.4        2.32         6.4
+    gthread 5 x 2           12.1 / 12.5          6.2        2.42         6.7
+
+  gthread's keep-alive saves the reconnects, but its poller and thread hand-off cost more.
+- A sync worker holds at most one transaction, so the workers bound how many purchases
+  queue on a hot product's row lock: 5 here. pgbench shows the row is fastest with few
+  waiters (250-690 transactions/s at 16 clients, 150-270 at 64 across these runs), so a small fixed
+  queue is what we want; gthread 3 x 4 lets 12 queue.
+- 2 x cores + 1 keeps a core busy while another worker waits on the lock or the database.
 """
 
 import multiprocessing
@@ -14,7 +41,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 backlog = 4096  # a flash sale opens with thousands of connections at once
 timeout = 30
 graceful_timeout = 10
-keepalive = 5
+keepalive = 5  # used by gthread workers only; sync workers close after each answer
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

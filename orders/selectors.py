@@ -1,6 +1,7 @@
 """Reads about orders: who may see which, and what a shopper already holds."""
 
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from orders.errors import OrderNotFound
@@ -26,15 +27,29 @@ def units_held(*, product_id: int, user_id: int) -> int:
     return held.aggregate(units=Coalesce(Sum("quantity"), 0))["units"]
 
 
+# One statement, hand-written: it runs for every buyer, and on a flash sale most of them are
+# turned away right here, so building it with the ORM each time was a measurable share of the
+# CPU (see docs/benchmarks.md). The ORM version is `units_held_subquery` + `.values()`.
+_SNAPSHOT_SQL = """
+    SELECT p.stock, p.max_per_user, p.sale_starts_at, p.sale_ends_at,
+           CASE WHEN p.max_per_user IS NULL THEN 0 ELSE COALESCE(
+               (SELECT SUM(o.quantity) FROM orders_order o
+                 WHERE o.product_id = p.id AND o.user_id = %s AND o.status = %s), 0) END
+      FROM products_product p
+     WHERE p.id = %s AND NOT p.is_lab
+"""
+_SNAPSHOT_FIELDS = ("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
+
+
 def purchase_snapshot(*, product_id: int, user_id: int) -> dict | None:
-    """An unlocked read of everything a purchase checks, to turn buyers away without queueing."""
-    return (
-        Product.objects.in_shop()
-        .filter(pk=product_id)
-        .annotate(units_held=units_held_subquery(user_id))
-        .values("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
-        .first()
-    )
+    """An unlocked read of everything a purchase checks, to turn buyers away without queueing.
+
+    Units held only matter (and are only summed) when the product has a per-shopper limit.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_SNAPSHOT_SQL, [user_id, OrderStatus.CONFIRMED.value, product_id])
+        row = cursor.fetchone()
+    return dict(zip(_SNAPSHOT_FIELDS, row, strict=True)) if row else None
 
 
 def orders_visible_to(user) -> QuerySet[Order]:
@@ -64,3 +79,24 @@ def order_visible_to(user, order_id: int) -> Order:
 
 def order_for_key(*, user_id: int, idempotency_key: str) -> Order | None:
     return Order.objects.select_related("product").filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+def stock_reconciliation() -> QuerySet:
+    """Every product (shop and lab) with its live units sold, for checking guarantee 1.
+
+    Rows carry `units_received`, `stock`, `units_sold` (non-cancelled orders) and
+    `difference` = stock + units_sold - units_received, which must be 0.
+    """
+    sold = (
+        Order.objects.filter(product=OuterRef("pk")).exclude(status=OrderStatus.CANCELLED)
+        .order_by()
+        .values("product")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    return (
+        Product.objects.order_by("id")
+        .annotate(units_sold=Coalesce(Subquery(sold, output_field=IntegerField()), Value(0)))
+        .annotate(difference=F("stock") + F("units_sold") - F("units_received"))
+        .values("id", "slug", "is_lab", "units_received", "stock", "units_sold", "difference")
+    )

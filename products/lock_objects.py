@@ -16,3 +16,8 @@ def product_for_update(product_id: int) -> Product:
         return Product.objects.select_for_update(no_key=True, of=("self",)).get(pk=product_id)
     except Product.DoesNotExist:
         raise ProductNotFound() from None
+
+
+def lab_product_for_update(product_id: int) -> Product:
+    """Lock a race-lab scratch product (the lab's `locked` strategy); shop rows are never matched."""
+    return Product.objects.select_for_update(no_key=True, of=("self",)).get(pk=product_id, is_lab=True)

@@ -1,5 +1,9 @@
 """Reads about products: the shop's listing and the cheap stock read."""
 
+import threading
+import time
+
+from django.conf import settings
 from django.db.models import QuerySet
 
 from products.errors import ProductNotFound
@@ -36,3 +40,29 @@ def stock_level(product_id: int) -> dict:
         raise ProductNotFound()
     stock, starts_at, ends_at = row
     return {"id": product_id, "stock": stock, "status": sale_status(stock=stock, starts_at=starts_at, ends_at=ends_at)}
+
+
+_recent_levels: dict[int, tuple[float, dict]] = {}
+_recent_levels_lock = threading.Lock()
+_RECENT_LEVELS_MAX = 10_000  # products; a scan of random ids cannot grow it without bound
+
+
+def stock_level_for_readers(product_id: int) -> dict:
+    """`stock_level`, reused for up to STOCK_READ_CACHE_MS within this process.
+
+    Only for the public stock endpoint, where thousands of pages poll one product: it
+    may show a stock up to that old. Buyers never see it: `purchase` reads the row itself.
+    """
+    ttl = settings.STOCK_READ_CACHE_MS / 1000
+    if ttl <= 0:
+        return stock_level(product_id)
+    now = time.monotonic()
+    cached = _recent_levels.get(product_id)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    level = stock_level(product_id)
+    with _recent_levels_lock:
+        if len(_recent_levels) >= _RECENT_LEVELS_MAX:
+            _recent_levels.clear()
+        _recent_levels[product_id] = (now, level)
+    return level

@@ -8,8 +8,6 @@ the rest of the suite uses.
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +19,11 @@ from django.conf import settings
 from django.db import connection
 
 from flashsale import embedded
+from stress.stack import free_port, stop_session
+
+__all__ = ["free_port", "running_app", "scratch_redis", "wait_until"]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url() -> str:
@@ -97,13 +92,7 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
             raise RuntimeError(f"gunicorn exited with {process.returncode}")
         yield base
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_session(process, timeout=20)
 
 
 def _answers(base: str) -> bool:

@@ -187,6 +187,8 @@ RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (see README
 
 # How long a purchase waits for the product's row lock before answering 503 busy.
 LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
+# How long one worker may reuse a stock-endpoint read (readers only; buyers never see it).
+STOCK_READ_CACHE_MS = min(env_int("STOCK_READ_CACHE_MS", 250), 250)
 # Reverse proxies in front of the app; 0 = trust the socket address, ignore X-Forwarded-For.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 

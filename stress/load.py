@@ -1,0 +1,148 @@
+"""An asyncio HTTP load engine that can hold thousands of requests in flight from one process.
+
+`run_load` drives any request (a purchase, a stock read) either as a burst of a fixed
+number of requests or as a sustained stream for a duration, at a bounded concurrency,
+and tallies answers by status and error code with each request's latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import resource
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+TRANSPORT_ERROR = 0  # "status" of a request that got no HTTP answer at all
+
+# One request: given the session and the request's sequence number, return (status, code).
+Send = Callable[[aiohttp.ClientSession, int], Awaitable[tuple[int, str]]]
+
+
+class NotLoopback(ValueError):
+    pass
+
+
+def loopback_base_url(url: str) -> str:
+    """The URL without a trailing slash, if it points at this machine; load is never aimed elsewhere."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or parts.hostname not in LOOPBACK_HOSTS:
+        raise NotLoopback(f"{url!r} is not an http(s) URL on 127.0.0.1, localhost or [::1]; "
+                          "this tool only loads this machine.")
+    return url.rstrip("/")
+
+
+@dataclass
+class Tally:
+    answers: Counter = field(default_factory=Counter)  # (status, code) -> count
+    latencies: list[float] = field(default_factory=list)  # seconds, one per answered request
+    started: float = 0.0
+    finished: float = 0.0
+    in_flight: int = 0
+
+    @property
+    def done(self) -> int:
+        return sum(self.answers.values())
+
+    @property
+    def wall(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    def count(self, *, status: int | None = None, at_least: int | None = None) -> int:
+        return sum(n for (st, _), n in self.answers.items()
+                   if (status is None or st == status) and (at_least is None or st >= at_least))
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile of the latencies, in seconds (0 when nothing answered)."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
+        return ordered[rank - 1]
+
+    def summary(self) -> dict:
+        wall = self.wall
+        return {
+            "requests": self.done,
+            "wall_s": round(wall, 4),
+            "per_s": round(self.done / wall, 1) if wall else 0.0,
+            "latency_ms": {f"p{p}": round(self.percentile(p) * 1000, 2) for p in (50, 95, 99)},
+            "answers": {f"{status} {code}": n for (status, code), n in sorted(self.answers.items())},
+        }
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Each request in flight holds a socket; lift the soft limit toward the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def answer_code(response: aiohttp.ClientResponse) -> tuple[int, str]:
+    """(status, the contract's error code or 'ok'); the body is always read so the connection is freed."""
+    body = await response.read()
+    if response.status < 400:
+        return response.status, "ok"
+    try:
+        return response.status, str(json.loads(body).get("code", "?"))
+    except (ValueError, AttributeError):
+        return response.status, "non_json"
+
+
+async def run_load(send: Send, *, concurrency: int, total: int | None = None, duration: float | None = None,
+                   on_progress: Callable[[Tally], None] | None = None, timeout: float = 60.0) -> Tally:
+    """Run `total` requests (burst) or keep them coming for `duration` seconds (sustained)."""
+    if (total is None) == (duration is None):
+        raise ValueError("give exactly one of total (burst) or duration (sustained)")
+    raise_open_files_limit(concurrency + 512)
+    tally = Tally()
+    next_index = 0
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=None)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def one(session: aiohttp.ClientSession, index: int) -> None:
+        tally.in_flight += 1
+        began = time.perf_counter()
+        try:
+            status, code = await send(session, index)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            status, code = TRANSPORT_ERROR, type(exc).__name__
+        else:
+            tally.latencies.append(time.perf_counter() - began)
+        tally.in_flight -= 1
+        tally.answers[(status, code)] += 1
+
+    async def worker(session: aiohttp.ClientSession, deadline: float | None) -> None:
+        nonlocal next_index
+        while True:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return
+            if total is not None and next_index >= total:
+                return
+            index, next_index = next_index, next_index + 1
+            await one(session, index)
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            on_progress(tally)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+        reporter = asyncio.create_task(report()) if on_progress else None
+        tally.started = time.perf_counter()
+        deadline = tally.started + duration if duration is not None else None
+        workers = concurrency if total is None else min(concurrency, total)
+        await asyncio.gather(*(worker(session, deadline) for _ in range(workers)))
+        tally.finished = time.perf_counter()
+        if reporter:
+            reporter.cancel()
+            on_progress(tally)
+    return tally

@@ -9,18 +9,6 @@ from orders.models import Order, OrderStatus
 from products.models import Product
 
 
-def units_held_subquery(user_id: int):
-    """A shopper's live (non-cancelled) units of the outer product, for `.annotate()`."""
-    held = (
-        Order.objects.filter(product=OuterRef("pk"), user_id=user_id, status=OrderStatus.CONFIRMED)
-        .order_by()
-        .values("product")
-        .annotate(units=Sum("quantity"))
-        .values("units")
-    )
-    return Coalesce(Subquery(held, output_field=IntegerField()), Value(0))
-
-
 def units_held(*, product_id: int, user_id: int) -> int:
     """A shopper's live units of one product (read under the product's lock by the purchase)."""
     held = Order.objects.filter(product_id=product_id, user_id=user_id, status=OrderStatus.CONFIRMED)
@@ -29,7 +17,7 @@ def units_held(*, product_id: int, user_id: int) -> int:
 
 # One statement, hand-written: it runs for every buyer, and on a flash sale most of them are
 # turned away right here, so building it with the ORM each time was a measurable share of the
-# CPU (see docs/benchmarks.md). The ORM version is `units_held_subquery` + `.values()`.
+# CPU (see docs/benchmarks.md).
 _SNAPSHOT_SQL = """
     SELECT p.stock, p.max_per_user, p.sale_starts_at, p.sale_ends_at,
            CASE WHEN p.max_per_user IS NULL THEN 0 ELSE COALESCE(

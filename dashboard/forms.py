@@ -4,13 +4,14 @@ from django import forms
 
 from dashboard.selectors import MAX_DAYS, StatsFilter, check_product
 from flashsale.errors import InvalidInput
+from flashsale.serializers import MAX_ID
 
 DAY_CHOICES = [(1, "Today"), (7, "Last 7 days"), (30, "Last 30 days"), (90, "Last 90 days")]
 
 
 class StatsFilterForm(forms.Form):
     days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, required=False)
-    product = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    product = forms.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
     def stats_filter(self) -> StatsFilter:
         """The validated filter; bad input is `InvalidInput`, an unknown product `ProductNotFound`."""

@@ -1,29 +1,12 @@
 """The staff page /dashboard/race-lab/: run the race lab and see the strategies side by side."""
 
-from functools import wraps
-
 from django import forms
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
 from dashboard.race_lab import STRATEGIES, run_race
+from flashsale.accounts import staff_required
 
 PAGE_MAX_BUYERS = 2000  # keep one page request to a few seconds
-
-
-def staff_only(view):
-    """Anonymous visitors get the login page, signed-in shoppers a 403; never the data."""
-
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return guarded
 
 
 class RaceForm(forms.Form):
@@ -35,7 +18,7 @@ class RaceForm(forms.Form):
     )
 
 
-@staff_only
+@staff_required
 def race_lab(request):
     results = []
     if request.method == "POST":

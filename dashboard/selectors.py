@@ -122,8 +122,8 @@ def sale_performance(stats_filter: StatsFilter) -> list[dict]:
     """Per sale, over its whole life: units sold, revenue, sell-through, opening to sell-out.
 
     Two queries: integer sums per product and price (as in `sales_summary`), and the
-    products with the moment of the confirmed order that left their stock at 0. A sale
-    that sold out, got a cancellation and sold out again reports the later moment.
+    products with the moment of the first still-confirmed order that left their stock at 0
+    (if that very order is cancelled later, the next sell-out counts).
     """
     lab_products = Product.objects.filter(is_lab=True).values("pk")
     sold = Order.objects.filter(status=OrderStatus.CONFIRMED).exclude(product_id__in=lab_products)

@@ -26,8 +26,6 @@ STATUS_BY_CODE = {
     "permission_denied": 403,
     "not_found": 404,
     "method_not_allowed": 405,
-    "not_acceptable": 406,
-    "unsupported_media_type": 415,
     "sale_not_started": 409,
     "sale_ended": 409,
     "purchase_limit_reached": 409,
@@ -41,18 +39,20 @@ STATUS_BY_CODE = {
     "unavailable": 503,
 }
 
-# DRF exception class -> (our code, default message)
+# DRF exception class -> (status, our code, default message). A body that is not JSON and an
+# Accept header we cannot serve keep their precise HTTP status but carry the contract's
+# `invalid`, so integrators only ever meet the contract's codes.
 _DRF_CODES = [
-    (drf.ValidationError, "invalid", "The request is not valid."),
-    (drf.ParseError, "invalid", "Malformed request body."),
-    (drf.NotAuthenticated, "not_authenticated", "Authentication credentials were not provided."),
-    (drf.AuthenticationFailed, "not_authenticated", "Invalid token."),
-    (drf.PermissionDenied, "permission_denied", "You do not have permission to do this."),
-    (drf.NotFound, "not_found", "Not found."),
-    (drf.MethodNotAllowed, "method_not_allowed", "Method not allowed."),
-    (drf.NotAcceptable, "not_acceptable", "Cannot produce a response in the requested format."),
-    (drf.UnsupportedMediaType, "unsupported_media_type", "Send JSON (Content-Type: application/json)."),
-    (drf.Throttled, "rate_limited", "Too many requests."),
+    (drf.ValidationError, 400, "invalid", "The request is not valid."),
+    (drf.ParseError, 400, "invalid", "Malformed request body."),
+    (drf.UnsupportedMediaType, 415, "invalid", "Send JSON (Content-Type: application/json)."),
+    (drf.NotAcceptable, 406, "invalid", "Answers are JSON only (Accept: application/json)."),
+    (drf.NotAuthenticated, 401, "not_authenticated", "Authentication credentials were not provided."),
+    (drf.AuthenticationFailed, 401, "not_authenticated", "Invalid token."),
+    (drf.PermissionDenied, 403, "permission_denied", "You do not have permission to do this."),
+    (drf.NotFound, 404, "not_found", "Not found."),
+    (drf.MethodNotAllowed, 405, "method_not_allowed", "Method not allowed."),
+    (drf.Throttled, 429, "rate_limited", "Too many requests."),
 ]
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
@@ -99,12 +99,12 @@ def describe(exc) -> tuple[int | None, dict, dict]:
     if isinstance(exc, DATABASE_DOWN):
         logger.warning("database unavailable: %s", exc)
         return 503, error_body("unavailable", UNAVAILABLE_DETAIL), _retry_after(2)
-    for exc_class, code, default in _DRF_CODES:
+    for exc_class, status, code, default in _DRF_CODES:
         if isinstance(exc, exc_class):
             headers = _retry_after(getattr(exc, "wait", None)) if code == "rate_limited" else {}
             if isinstance(exc, drf.ValidationError):
-                return STATUS_BY_CODE[code], error_body(code, default, _field_errors(exc.detail)), headers
-            return STATUS_BY_CODE[code], error_body(code, _message(exc.detail, default)), headers
+                return status, error_body(code, default, _field_errors(exc.detail)), headers
+            return status, error_body(code, _message(exc.detail, default)), headers
     return None, {}, {}
 
 

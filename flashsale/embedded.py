@@ -264,16 +264,21 @@ def _stop_redis() -> None:
 
 def ensure_running(*, postgres: bool = True, redis: bool = True) -> list[str]:
     """Start whichever embedded server is wanted and not running; return what was started."""
-    started = []
     if (not postgres or _postgres_ready()) and (not redis or redis_pid()):
-        return started  # fast path: every gunicorn worker and manage.py call comes here
+        return []  # fast path: every gunicorn worker and manage.py call comes here
     with _exclusive():
-        if postgres and not _postgres_ready():
-            _start_postgres()
-            started.append("postgres")
-        if redis and not redis_pid():
-            _start_redis()
-            started.append("redis")
+        return _start_missing(postgres=postgres, redis=redis)
+
+
+def _start_missing(*, postgres: bool, redis: bool) -> list[str]:
+    """Call with the lock held."""
+    started = []
+    if postgres and not _postgres_ready():
+        _start_postgres()
+        started.append("postgres")
+    if redis and not redis_pid():
+        _start_redis()
+        started.append("redis")
     return started
 
 
@@ -298,8 +303,10 @@ def _write_holders(state: dict) -> None:
 @contextlib.contextmanager
 def held(*, postgres: bool = True, redis: bool = True):
     """Keep the embedded servers up while the block runs; the last holder stops what holders started."""
-    started = ensure_running(postgres=postgres, redis=redis)
+    # Check, start and register under one lock: otherwise the last holder could stop the
+    # servers between our "they are running" and our registration.
     with _exclusive():
+        started = _start_missing(postgres=postgres, redis=redis)
         state = _read_holders()
         state["pids"] = [p for p in state["pids"] if _pid_alive(p)] + [os.getpid()]
         state["owned"] = sorted(set(state["owned"]) | set(started))

@@ -74,20 +74,11 @@ class ActiveSaleStock:
     """Collector: `flashsale_stock{product_id,slug}` for every sale that is active now."""
 
     def collect(self):
-        from django.db.models import Q
-        from django.utils import timezone
-
         from flashsale.api_errors import DATABASE_DOWN
         from products.models import Product
 
         gauge = GaugeMetricFamily("flashsale_stock", "Units in stock per active sale.", labels=["product_id", "slug"])
-        now = timezone.now()
-        active = (
-            Product.objects.in_shop()
-            .filter(Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now))
-            .filter(Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=now))
-            .values_list("pk", "slug", "stock")
-        )
+        active = Product.objects.in_shop().in_window().values_list("pk", "slug", "stock")
         try:
             rows = list(active)
         except DATABASE_DOWN:

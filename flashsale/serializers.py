@@ -24,10 +24,6 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
-    pass
-
-
 MAX_ID = 2**63 - 1  # bigint primary keys
 
 

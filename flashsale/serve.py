@@ -12,12 +12,26 @@ import django
 from django.core.management import call_command
 
 
+def _migrate_and_seed() -> None:
+    """Several `make run` may start at once on a fresh database: one migrates and seeds at a time."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended('flashsale-serve-setup', 0))")
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("seed_demo")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended('flashsale-serve-setup', 0))")
+        connection.close()
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
     django.setup()
     port = os.environ.setdefault("PORT", "8000")
-    call_command("migrate", interactive=False, verbosity=0)
-    call_command("seed_demo")
+    _migrate_and_seed()
     base = f"http://127.0.0.1:{port}"
     print(
         f"\nFlash sale is starting on {base}\n"

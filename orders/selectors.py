@@ -70,7 +70,7 @@ def order_for_key(*, user_id: int, idempotency_key: str) -> Order | None:
 
 
 def stock_reconciliation() -> QuerySet:
-    """Every product (shop and lab) with its live units sold, for checking guarantee 1.
+    """Every product with its live units sold, for checking guarantee 1 (callers pick shop or lab rows).
 
     Rows carry `units_received`, `stock`, `units_sold` (non-cancelled orders) and
     `difference` = stock + units_sold - units_received, which must be 0.

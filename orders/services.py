@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from flashsale.db import lock_timeout_is_busy, set_lock_timeout
 from flashsale.errors import InvalidInput
+from flashsale.serializers import MAX_ID
 from orders import lock_objects as order_locks
 from orders.errors import (
     AlreadyCancelled,
@@ -23,7 +24,13 @@ from orders.errors import (
 from orders.models import MAX_QUANTITY, Order, OrderStatus
 from orders.selectors import order_for_key, purchase_snapshot, units_held
 from products import lock_objects as product_locks
-from products.errors import InsufficientStock, ProductNotFound, SaleEnded, SaleNotStarted, SoldOut
+from products.errors import (
+    InsufficientStock,
+    ProductNotFound,
+    SaleEnded,
+    SaleNotStarted,
+    SoldOut,
+)
 from products.models import Product
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -89,7 +96,7 @@ def _replay(order: Order, request_hash: str) -> PurchaseResult:
 
 def _buy_locked(user_id: int, product_id: int, quantity: int, key: str | None, request_hash: str) -> Order:
     """The critical section: lock, check, decrement, insert. Nothing else happens here."""
-    product = order_locks.product_for_purchase(product_id)
+    product = product_locks.product_for_purchase(product_id)
     # Only limited products pay for the extra round trip inside the lock.
     held = units_held(product_id=product_id, user_id=user_id) if product.max_per_user is not None else 0
     _ensure_purchasable(
@@ -147,7 +154,7 @@ def _ensure_purchasable(
 
 def _validate_purchase_input(product_id, quantity, idempotency_key) -> None:
     errors = {}
-    if not _is_int(product_id) or not 1 <= product_id <= 2**63 - 1:
+    if not _is_int(product_id) or not 1 <= product_id <= MAX_ID:
         errors["product_id"] = ["A product id is a positive integer."]
     if not _is_int(quantity) or not 1 <= quantity <= MAX_QUANTITY:
         errors["quantity"] = [f"Quantity must be a whole number from 1 to {MAX_QUANTITY}."]

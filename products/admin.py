@@ -13,7 +13,6 @@ from django.db import models
 from django.db.models import DecimalField, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
-from django.utils import timezone
 
 from flashsale.errors import DomainError
 from orders.models import OrderStatus
@@ -32,18 +31,9 @@ class SaleStatusFilter(admin.SimpleListFilter):
         return SaleStatus.choices
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        not_started = Q(sale_starts_at__gt=now)
-        over = Q(sale_ends_at__lte=now)
-        open_window = ~not_started & ~over
-        conditions = {
-            SaleStatus.UPCOMING: not_started,
-            SaleStatus.ENDED: ~not_started & over,
-            SaleStatus.SOLD_OUT: open_window & Q(stock__lte=0),
-            SaleStatus.ACTIVE: open_window & Q(stock__gt=0),
-        }
-        condition = conditions.get(self.value())
-        return queryset if condition is None else queryset.filter(condition)
+        if self.value() not in SaleStatus.values:
+            return queryset
+        return queryset.with_status(self.value())
 
 
 class ProductAddForm(forms.ModelForm):

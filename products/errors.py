@@ -27,4 +27,3 @@ class InsufficientStock(DomainError):
 
     def __init__(self, *, available: int, requested: int):
         super().__init__(f"Only {available} left; you asked for {requested}.")
-        self.available = available

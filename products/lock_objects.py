@@ -6,6 +6,7 @@ order row), so two transactions can never wait on each other in opposite orders.
 that reference it be inserted without waiting (their FK check takes FOR KEY SHARE).
 """
 
+from flashsale.metrics import row_lock_wait
 from products.errors import ProductNotFound
 from products.models import Product
 
@@ -14,6 +15,26 @@ def product_for_update(product_id: int) -> Product:
     """Lock one product row until the end of the transaction."""
     try:
         return Product.objects.select_for_update(no_key=True, of=("self",)).get(pk=product_id)
+    except Product.DoesNotExist:
+        raise ProductNotFound() from None
+
+
+def product_for_purchase(product_id: int) -> Product:
+    """Lock a shop product's row for a purchase, loading only what the checks need.
+
+    Anything else the purchase reads under this lock (the buyer's held units) must be a
+    *separate, later* statement: under READ COMMITTED a statement that waited for the
+    lock re-reads the locked row but keeps its old snapshot for everything else, so a
+    subquery here would miss the order that the previous lock holder just committed.
+    """
+    try:
+        with row_lock_wait():
+            return (
+                Product.objects.select_for_update(no_key=True, of=("self",))
+                .filter(is_lab=False)
+                .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at")
+                .get(pk=product_id)
+            )
     except Product.DoesNotExist:
         raise ProductNotFound() from None
 

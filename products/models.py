@@ -29,6 +29,25 @@ class ProductQuerySet(models.QuerySet):
         """Products a shopper may see and buy: everything but the race lab's scratch rows."""
         return self.filter(is_lab=False)
 
+    def in_window(self, now=None):
+        """Sales open right now (active or sold out): `sale_status`'s window rule in SQL."""
+        not_started, over = _window_conditions(now or timezone.now())
+        return self.exclude(not_started).exclude(over)
+
+    def with_status(self, status: str, now=None):
+        """The rows whose `sale_status` is `status`, decided in SQL."""
+        not_started, over = _window_conditions(now or timezone.now())
+        if status == SaleStatus.UPCOMING:
+            return self.filter(not_started)
+        if status == SaleStatus.ENDED:
+            return self.exclude(not_started).filter(over)
+        in_window = self.in_window(now)
+        return in_window.filter(stock__lte=0) if status == SaleStatus.SOLD_OUT else in_window.filter(stock__gt=0)
+
+
+def _window_conditions(now):
+    return Q(sale_starts_at__gt=now), Q(sale_ends_at__lte=now)
+
 
 class Product(models.Model):
     name = models.CharField(max_length=200)
@@ -56,6 +75,8 @@ class Product(models.Model):
         ordering = ["sale_starts_at", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
+            # A product without a slug has no page; the listing would fail to link it.
+            models.CheckConstraint(condition=~Q(slug=""), name="product_slug_not_blank"),
             models.CheckConstraint(
                 condition=Q(units_received__gte=F("stock")), name="product_stock_within_received"
             ),

@@ -35,12 +35,6 @@ class _ProductFieldsSerializer(StrictSerializer):
     sale_starts_at = serializers.DateTimeField(required=False, allow_null=True)
     sale_ends_at = serializers.DateTimeField(required=False, allow_null=True)
 
-    def validate(self, attrs):
-        starts, ends = attrs.get("sale_starts_at"), attrs.get("sale_ends_at")
-        if starts and ends and ends <= starts:
-            raise serializers.ValidationError({"sale_ends_at": ["The sale must end after it starts."]})
-        return attrs
-
 
 class ProductCreateSerializer(_ProductFieldsSerializer):
     stock = StrictIntegerField(min_value=0, max_value=MAX_RESTOCK)

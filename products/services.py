@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.text import slugify
 
 from flashsale.db import lock_timeout_is_busy, set_lock_timeout
@@ -35,6 +36,10 @@ def update_product(*, product: Product, **changes) -> Product:
                   changes.get("sale_ends_at", product.sale_ends_at))
     if "image_url" in changes:
         changes["image_url"] = changes["image_url"] or None
+    if "slug" in changes and not changes["slug"]:
+        # A blank slug would leave the product without a page: derive one, as on create.
+        changes["slug"] = unique_slug(changes.get("name", product.name), exclude_pk=product.pk)
+    changes["updated_at"] = timezone.now()  # .update() skips auto_now
     try:
         with lock_timeout_is_busy(), transaction.atomic():
             set_lock_timeout()
@@ -58,16 +63,17 @@ def restock(*, product: Product, quantity: int) -> Product:
         if locked.units_received + quantity > 2**31 - 1:
             raise InvalidInput(errors={"quantity": ["That would take the product past the largest stock we can hold."]})
         Product.objects.filter(pk=locked.pk).update(
-            stock=F("stock") + quantity, units_received=F("units_received") + quantity
+            stock=F("stock") + quantity, units_received=F("units_received") + quantity, updated_at=timezone.now()
         )
     product.refresh_from_db()
     return product
 
 
-def unique_slug(name: str) -> str:
+def unique_slug(name: str, *, exclude_pk: int | None = None) -> str:
     base = slugify(name)[:200] or "product"
+    taken = Product.objects.exclude(pk=exclude_pk) if exclude_pk else Product.objects.all()
     slug, n = base, 2
-    while Product.objects.filter(slug=slug).exists():
+    while taken.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     return slug
 

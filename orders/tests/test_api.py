@@ -94,8 +94,15 @@ def test_malformed_json_is_400_invalid(buyer, make_product, raw):
 def test_non_json_body_is_a_4xx_json_error(buyer, make_product):
     product = make_product()
     response = buyer.post("/api/orders/", {"product_id": product.pk})  # multipart form
-    assert 400 <= response.status_code < 500
-    assert response.json()["code"] in {"invalid", "unsupported_media_type"}
+    assert response.status_code == 415
+    assert response.json()["code"] == "invalid"
+
+
+def test_unservable_accept_header_is_406_with_the_contracts_code(buyer, make_product):
+    product = make_product()
+    response = buyer.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="application/xml")
+    assert response.status_code == 406
+    assert response.json()["code"] == "invalid"
 
 
 def test_oversized_body_is_refused_without_a_500(buyer, make_product):

@@ -140,6 +140,18 @@ def test_staff_patch_edits_everything_but_stock(client_for, staff, make_product)
     assert product.stock == 10
 
 
+def test_blank_slug_on_patch_is_derived_so_the_shop_keeps_working(client_for, staff, make_product):
+    product = make_product(name="Night Lamp", slug="old-slug")
+    before = product.updated_at
+    response = client_for(staff).patch(f"/api/products/{product.pk}/", {"slug": ""}, format="json")
+    assert response.status_code == 200
+    assert response.json()["slug"] == "night-lamp"
+    product.refresh_from_db()
+    assert product.updated_at > before
+    assert client_for(None).get("/").status_code == 200
+    assert client_for(None).get("/products/night-lamp/").status_code == 200
+
+
 def test_put_and_delete_are_405(client_for, staff, make_product):
     product = make_product()
     assert_error(client_for(staff).put(f"/api/products/{product.pk}/", {}, format="json"), 405, "method_not_allowed")

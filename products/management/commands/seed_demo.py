@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from products.models import Product
-from products.services import create_product
+from products.services import create_product, update_product
 
 STAFF = ("staff", "staff-demo-pass")
 SHOPPERS = [("alice", "shopper-demo-pass"), ("bob", "shopper-demo-pass")]
@@ -59,7 +59,7 @@ class Command(BaseCommand):
                 create_product(slug=slug, sale_starts_at=starts, sale_ends_at=ends, **fields)
                 created += 1
             else:
-                Product.objects.filter(pk=product.pk).update(sale_starts_at=starts, sale_ends_at=ends)
+                update_product(product=product, sale_starts_at=starts, sale_ends_at=ends)
         return created
 
     def _users(self) -> None:

@@ -34,3 +34,18 @@ class OneLineErrors(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class QuietSaleOutcomes(logging.Filter):
+    """Drop Django's per-request warning for 409 and 429 answers.
+
+    In a flash sale those are the expected outcome for almost every buyer (1,900 of a
+    2,000-buyer burst are `sold_out`), they are counted by `flashsale_purchases_total`, and
+    formatting a log line each cost ~0.8 ms of the ~3.7 ms CPU of a sold-out answer.
+    Every other 4xx and all 5xx are still logged.
+    """
+
+    QUIET = {409, 429}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) not in self.QUIET

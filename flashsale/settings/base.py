@@ -200,6 +200,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "flashsale.request_id.RequestIdFilter"},
         "one_line": {"()": "flashsale.json_logs.OneLineErrors"},
+        "quiet_sale_outcomes": {"()": "flashsale.json_logs.QuietSaleOutcomes"},
     },
     "formatters": {
         "json": {"()": "flashsale.json_logs.JsonFormatter"},
@@ -215,6 +216,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Sold out / limit / rate limited are the sale working, not warnings (see the filter).
+        "django.request": {"filters": ["quiet_sale_outcomes"]},
         "django_redis": {"level": "WARNING"},
         # Redis down: one line per swallowed call, not a traceback (see docs, Failure modes).
         "django_redis.cache": {"level": "WARNING", "filters": ["one_line"]},

@@ -91,3 +91,27 @@ def test_redis_errors_are_logged_in_one_line_not_a_traceback():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "Exception ignored: Error 2 connecting to /tmp/redis.sock"
     assert "exception" not in line
+
+
+def test_expected_sale_refusals_are_not_logged_but_other_errors_are(client, settings, make_product, make_user):
+    """409/429 are the sale working (and counted in /metrics); a 404 is still a log line."""
+    from rest_framework.test import APIClient
+
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    handler = Collect()
+    request_logger = logging.getLogger("django.request")
+    request_logger.addHandler(handler)
+    try:
+        product = make_product(stock=0)
+        api = APIClient()
+        api.force_authenticate(make_user())
+        assert api.post("/api/orders/", {"product_id": product.pk}, format="json").status_code == 409
+        assert api.get("/api/orders/424242/").status_code == 404
+    finally:
+        request_logger.removeHandler(handler)
+    assert [r.status_code for r in seen if hasattr(r, "status_code")] == [404]

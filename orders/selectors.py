@@ -1,7 +1,7 @@
 """Reads about orders: who may see which, and what a shopper already holds."""
 
 from django.db import connection
-from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from orders.errors import OrderNotFound
@@ -9,10 +9,18 @@ from orders.models import Order, OrderStatus
 from products.models import Product
 
 
-def units_held(*, product_id: int, user_id: int) -> int:
-    """A shopper's live units of one product (read under the product's lock by the purchase)."""
-    held = Order.objects.filter(product_id=product_id, user_id=user_id, status=OrderStatus.CONFIRMED)
-    return held.aggregate(units=Coalesce(Sum("quantity"), 0))["units"]
+def units_held_by(*, product_id: int, user_ids) -> dict[int, int]:
+    """Each shopper's live units of one product, in one read (under the lock, by a purchase group).
+
+    Shoppers holding none are absent.
+    """
+    held = (
+        Order.objects.filter(product_id=product_id, user_id__in=list(user_ids), status=OrderStatus.CONFIRMED)
+        .order_by()
+        .values("user_id")
+        .annotate(units=Sum("quantity"))
+    )
+    return {row["user_id"]: row["units"] for row in held}
 
 
 # One statement, hand-written: it runs for every buyer, and on a flash sale most of them are
@@ -27,6 +35,9 @@ _SNAPSHOT_SQL = """
      WHERE p.id = %s AND NOT p.is_lab
 """
 _SNAPSHOT_FIELDS = ("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
+# The product columns among them: the sold-out mark carries the same facts, taken from the
+# row the purchase locked (products.lock_objects.product_for_purchase must load each).
+SNAPSHOT_PRODUCT_FIELDS = _SNAPSHOT_FIELDS[:-1]
 
 
 def purchase_snapshot(*, product_id: int, user_id: int) -> dict | None:
@@ -38,6 +49,14 @@ def purchase_snapshot(*, product_id: int, user_id: int) -> dict | None:
         cursor.execute(_SNAPSHOT_SQL, [user_id, OrderStatus.CONFIRMED.value, product_id])
         row = cursor.fetchone()
     return dict(zip(_SNAPSHOT_FIELDS, row, strict=True)) if row else None
+
+
+def sold_out_snapshot(product: Product) -> dict:
+    """What `purchase_snapshot` would read for a product just sold out (for products.sold_out).
+
+    Only ever used for products without a per-shopper limit, so no shopper's units matter.
+    """
+    return {**{name: getattr(product, name) for name in SNAPSHOT_PRODUCT_FIELDS}, "stock": 0, "units_held": 0}
 
 
 def orders_visible_to(user) -> QuerySet[Order]:
@@ -67,6 +86,15 @@ def order_visible_to(user, order_id: int) -> Order:
 
 def order_for_key(*, user_id: int, idempotency_key: str) -> Order | None:
     return Order.objects.select_related("product").filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+def orders_for_keys(*, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Order]:
+    """The orders already made for any of these (shopper, Idempotency-Key) pairs, in one read."""
+    wanted = Q()
+    for user_id, key in pairs:
+        wanted |= Q(user_id=user_id, idempotency_key=key)
+    found = Order.objects.select_related("product").filter(wanted)
+    return {(order.user_id, order.idempotency_key): order for order in found}
 
 
 def stock_reconciliation() -> QuerySet:

@@ -11,8 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from flashsale.db import lock_timeout_is_busy, set_lock_timeout
-from flashsale.errors import InvalidInput
+from flashsale.db import locked_transaction
+from flashsale.errors import DomainError, InvalidInput
 from flashsale.serializers import MAX_ID
 from orders import lock_objects as order_locks
 from orders.errors import (
@@ -21,9 +21,11 @@ from orders.errors import (
     IdempotencyKeyReused,
     PurchaseLimitReached,
 )
+from orders.group_commit import Buyer, buy_in_group
 from orders.models import MAX_QUANTITY, Order, OrderStatus
-from orders.selectors import order_for_key, purchase_snapshot, units_held
+from orders.selectors import order_for_key, orders_for_keys, purchase_snapshot, sold_out_snapshot, units_held_by
 from products import lock_objects as product_locks
+from products import sold_out
 from products.errors import (
     InsufficientStock,
     ProductNotFound,
@@ -45,47 +47,58 @@ class PurchaseResult:
 def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None) -> PurchaseResult:
     """Buy `quantity` units of a product for `user`: the only way an order is made.
 
-    Checks run in the contract's order (input, product, window, per-shopper limit,
-    stock). An unlocked read turns most losers away first (sold out, not started…) so
-    they never queue on the row lock; the winners then repeat every check under the
-    lock, where the answer is authoritative.
+    Checks run in the contract's order (input, product, admission, window, per-shopper
+    limit, stock). An unlocked read (or the sold-out mark, which needs no read) turns
+    most losers away first so they never queue on the row lock; the winners then repeat
+    every check under the lock, where the answer is authoritative. Concurrent buyers of
+    one product in this process are applied together (see `orders.group_commit`).
     """
     _validate_purchase_input(product_id, quantity, idempotency_key)
     if idempotency_key is None:
         _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
-        with lock_timeout_is_busy(), transaction.atomic():
-            set_lock_timeout()
-            return PurchaseResult(_buy_locked(user.pk, product_id, quantity, None, ""), created=True)
+        return buy_in_group(product_id, Buyer(user_id=user.pk, quantity=quantity), _buy_group)
     return _purchase_once(user, product_id, quantity, idempotency_key)
 
 
 def _purchase_once(user, product_id: int, quantity: int, key: str) -> PurchaseResult:
-    """An Idempotency-Key purchase: at most one order per (shopper, key), retries see it again."""
+    """An Idempotency-Key purchase: at most one order per (shopper, key), retries see it again.
+
+    A committed order for the key is final, so it is replayed without a claim. Anything
+    else is answered only while holding the key's claim: refusals from the pre-check in
+    a short transaction of their own, purchases inside their group's transaction.
+    """
     request_hash = hashlib.sha256(f"{product_id}:{quantity}".encode()).hexdigest()
-    try:
-        with lock_timeout_is_busy(), transaction.atomic():
-            set_lock_timeout()
-            _claim_idempotency_key(user.pk, key)
-            earlier = order_for_key(user_id=user.pk, idempotency_key=key)
-            if earlier is not None:
-                return _replay(earlier, request_hash)
-            _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
-            return PurchaseResult(_buy_locked(user.pk, product_id, quantity, key, request_hash), created=True)
-    except IntegrityError:
-        # Belt and braces behind the advisory lock: the unique (user, key) constraint won.
-        earlier = order_for_key(user_id=user.pk, idempotency_key=key)
-        if earlier is None:
-            raise
+    earlier = order_for_key(user_id=user.pk, idempotency_key=key)
+    if earlier is not None:
         return _replay(earlier, request_hash)
+    try:
+        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
+    except DomainError as refusal:
+        with transaction.atomic():
+            if not _claim_idempotency_keys([(user.pk, key)])[0]:
+                raise IdempotencyKeyInUse() from None
+            earlier = order_for_key(user_id=user.pk, idempotency_key=key)
+        if earlier is not None:
+            return _replay(earlier, request_hash)
+        raise refusal
+    buyer = Buyer(user_id=user.pk, quantity=quantity, key=key, request_hash=request_hash)
+    return buy_in_group(product_id, buyer, _buy_group)
 
 
-def _claim_idempotency_key(user_id: int, key: str) -> None:
-    # A transaction-scoped advisory lock marks the key "in flight" until this commits.
+def _claim_idempotency_keys(pairs: list[tuple[int, str]]) -> list[bool]:
+    """Claim (shopper, key) pairs in one statement; True where this transaction now holds it.
+
+    A transaction-scoped advisory lock marks the key "in flight" until this commits, also
+    against other processes. The same session may take one twice, so a group must not
+    hand the same pair here twice (`_buy_group_locked` turns duplicates away first).
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"order-key:{user_id}:{key}"])
-        (claimed,) = cursor.fetchone()
-    if not claimed:
-        raise IdempotencyKeyInUse()
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(k, 0)) "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS claims(k, n) ORDER BY n",
+            [[f"order-key:{user_id}:{key}" for user_id, key in pairs]],
+        )
+        return [claimed for (claimed,) in cursor.fetchall()]
 
 
 def _replay(order: Order, request_hash: str) -> PurchaseResult:
@@ -94,43 +107,156 @@ def _replay(order: Order, request_hash: str) -> PurchaseResult:
     return PurchaseResult(order, created=False)
 
 
-def _buy_locked(user_id: int, product_id: int, quantity: int, key: str | None, request_hash: str) -> Order:
-    """The critical section: lock, check, decrement, insert. Nothing else happens here."""
+def _buy_group(product_id: int, buyers: list[Buyer]) -> None:
+    """Apply a group in one transaction and answer each buyer (`group_commit`'s `apply`).
+
+    An IntegrityError rolls the whole group back; then each buyer is applied alone, so no
+    one gains or loses an order it was not told about. Any other failure (lock timeout as
+    `Busy`, a lost database) propagates: the group is rolled back and all get it.
+    """
+    try:
+        with locked_transaction():
+            outcomes = _buy_group_locked(product_id, buyers)
+    except IntegrityError:
+        if len(buyers) > 1:
+            for buyer in buyers:
+                try:
+                    _buy_group(product_id, [buyer])
+                except Exception as failure:
+                    buyer.refuse(failure)
+            return
+        (buyer,) = buyers
+        # Belt and braces behind the key's claim: the unique (user, key) constraint won.
+        earlier = order_for_key(user_id=buyer.user_id, idempotency_key=buyer.key) if buyer.key else None
+        if earlier is None:
+            raise
+        outcomes = [_replay_or_refusal(earlier, buyer.request_hash)]
+    for buyer, outcome in zip(buyers, outcomes, strict=True):
+        if isinstance(outcome, DomainError):
+            buyer.refuse(outcome)
+        else:
+            buyer.answer(outcome)
+
+
+def _replay_or_refusal(order: Order, request_hash: str) -> "PurchaseResult | DomainError":
+    try:
+        return _replay(order, request_hash)
+    except DomainError as refusal:
+        return refusal
+
+
+def _buy_group_locked(product_id: int, buyers: list[Buyer]) -> list:
+    """The critical section for a group: claim keys, lock, check each in order, one update, one insert.
+
+    Returns each buyer's outcome (a PurchaseResult or the DomainError it is refused with),
+    valid only once the transaction commits. Nothing else happens here.
+    """
+    outcomes: list = [None] * len(buyers)
+    if any(buyer.key is not None for buyer in buyers):
+        _settle_keys(buyers, outcomes)
+    pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not pending:
+        return outcomes
     product = product_locks.product_for_purchase(product_id)
-    # Only limited products pay for the extra round trip inside the lock.
-    held = units_held(product_id=product_id, user_id=user_id) if product.max_per_user is not None else 0
-    _ensure_purchasable(
-        stock=product.stock,
-        max_per_user=product.max_per_user,
-        starts_at=product.sale_starts_at,
-        ends_at=product.sale_ends_at,
-        units_held=held,
-        quantity=quantity,
-        now=timezone.now(),
+    # Only limited products pay for the extra read; it is a separate statement after the
+    # lock so that it sees what the previous lock holder committed (see lock_objects).
+    held = (
+        units_held_by(product_id=product_id, user_ids={buyers[i].user_id for i in pending})
+        if product.max_per_user is not None else {}
     )
-    Product.objects.filter(pk=product.pk).update(stock=F("stock") - quantity)
-    order = Order.objects.create(
-        user_id=user_id,
-        product=product,
-        quantity=quantity,
-        unit_price=product.price,
-        remaining_stock=product.stock - quantity,
-        idempotency_key=key,
-        request_hash=request_hash,
+    decisions = decide_group(
+        stock=product.stock, max_per_user=product.max_per_user, starts_at=product.sale_starts_at,
+        ends_at=product.sale_ends_at, units_held=held,
+        requests=[(buyers[i].user_id, buyers[i].quantity) for i in pending], now=timezone.now(),
     )
-    return order
+    new_orders = []
+    for i, decision in zip(pending, decisions, strict=True):
+        if isinstance(decision, DomainError):
+            outcomes[i] = decision
+            continue
+        buyer = buyers[i]
+        new_orders.append(Order(
+            user_id=buyer.user_id, product=product, quantity=buyer.quantity, unit_price=product.price,
+            remaining_stock=decision, idempotency_key=buyer.key, request_hash=buyer.request_hash,
+        ))
+        outcomes[i] = PurchaseResult(new_orders[-1], created=True)
+    if new_orders:
+        sold = sum(order.quantity for order in new_orders)
+        Product.objects.filter(pk=product.pk).update(stock=F("stock") - sold)
+        Order.objects.bulk_create(new_orders)
+        if product.stock == sold:
+            sold_out.mark_sold_out_on_commit(product.pk, sold_out_snapshot(product))
+    return outcomes
+
+
+def _settle_keys(buyers: list[Buyer], outcomes: list) -> None:
+    """Claim the group's keys in one statement; answer duplicates, keys in flight and replays."""
+    first_with = {}
+    for i, buyer in enumerate(buyers):
+        if buyer.key is None:
+            continue
+        pair = (buyer.user_id, buyer.key)
+        if pair in first_with:
+            outcomes[i] = IdempotencyKeyInUse()  # its twin, earlier in this group, is in flight
+        else:
+            first_with[pair] = i
+    claimed = _claim_idempotency_keys(list(first_with))
+    for (pair, i), won in zip(first_with.items(), claimed, strict=True):
+        if not won:
+            outcomes[i] = IdempotencyKeyInUse()
+            del first_with[pair]
+    if not first_with:
+        return
+    earlier = orders_for_keys(pairs=list(first_with))
+    for pair, i in first_with.items():
+        if pair in earlier:
+            outcomes[i] = _replay_or_refusal(earlier[pair], buyers[i].request_hash)
+
+
+def decide_group(
+    *, stock: int, max_per_user: int | None, starts_at: datetime | None, ends_at: datetime | None,
+    units_held: dict[int, int], requests: list[tuple[int, int]], now: datetime,
+) -> list:
+    """Each (shopper, quantity) in arrival order, exactly as one-by-one purchases would go.
+
+    For each request: the product's stock after it (an int) if it is sold, else the
+    DomainError it is refused with. Earlier requests of the group count: a shopper's
+    second request sees the first's units held and the stock it left.
+    """
+    held = dict(units_held)
+    decisions: list = []
+    for user_id, quantity in requests:
+        try:
+            _ensure_purchasable(
+                stock=stock, max_per_user=max_per_user, starts_at=starts_at, ends_at=ends_at,
+                units_held=held.get(user_id, 0), quantity=quantity, now=now,
+            )
+        except DomainError as refusal:
+            decisions.append(refusal)
+            continue
+        stock -= quantity
+        held[user_id] = held.get(user_id, 0) + quantity
+        decisions.append(stock)
+    return decisions
 
 
 def _reject_early(*, user_id: int, product_id: int, quantity: int) -> None:
-    snapshot = purchase_snapshot(product_id=product_id, user_id=user_id)
-    if snapshot is None:
-        raise ProductNotFound()
+    """The unlocked pre-check: the sold-out mark if there is one, else one read."""
+    facts = sold_out.sold_out_facts(product_id)
+    if facts is None:
+        seen = sold_out.generation()
+        facts = purchase_snapshot(product_id=product_id, user_id=user_id)
+        if facts is None:
+            raise ProductNotFound()
+        sold_out.mark_sold_out(product_id, facts, seen_generation=seen)
+    # A check of the product's facts that must come before the window (the waiting
+    # room's admission, section 8) belongs here, between "exists" and the window.
     _ensure_purchasable(
-        stock=snapshot["stock"],
-        max_per_user=snapshot["max_per_user"],
-        starts_at=snapshot["sale_starts_at"],
-        ends_at=snapshot["sale_ends_at"],
-        units_held=snapshot["units_held"],
+        stock=facts["stock"],
+        max_per_user=facts["max_per_user"],
+        starts_at=facts["sale_starts_at"],
+        ends_at=facts["sale_ends_at"],
+        units_held=facts["units_held"],
         quantity=quantity,
         now=timezone.now(),
     )
@@ -183,8 +309,7 @@ def cancel_order(*, order: Order) -> Order:
 
     Permission is the caller's business (see `orders_visible_to`); this only changes state.
     """
-    with lock_timeout_is_busy(), transaction.atomic():
-        set_lock_timeout()
+    with locked_transaction():
         product_locks.product_for_update(order.product_id)  # product first, as everywhere
         locked = order_locks.order_for_update(order.pk)
         if locked.status == OrderStatus.CANCELLED:
@@ -193,6 +318,7 @@ def cancel_order(*, order: Order) -> Order:
         locked.cancelled_at = timezone.now()
         locked.save(update_fields=["status", "cancelled_at"])
         Product.objects.filter(pk=locked.product_id).update(stock=F("stock") + locked.quantity)
+        sold_out.clear_sold_out_on_commit(locked.product_id)
     return Order.objects.select_related("product").get(pk=locked.pk)
 
 

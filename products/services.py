@@ -5,9 +5,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from flashsale.db import lock_timeout_is_busy, set_lock_timeout
+from flashsale.db import locked_transaction
 from flashsale.errors import InvalidInput
-from products import lock_objects
+from products import lock_objects, sold_out
 from products.models import Product
 
 MAX_RESTOCK = 1_000_000
@@ -41,10 +41,10 @@ def update_product(*, product: Product, **changes) -> Product:
         changes["slug"] = unique_slug(changes.get("name", product.name), exclude_pk=product.pk)
     changes["updated_at"] = timezone.now()  # .update() skips auto_now
     try:
-        with lock_timeout_is_busy(), transaction.atomic():
-            set_lock_timeout()
+        with locked_transaction():
             # Only the named columns are written, so a concurrent purchase's stock change is kept.
             Product.objects.filter(pk=product.pk).update(**changes)
+            sold_out.clear_sold_out_on_commit(product.pk)  # the window or the limit may have changed
     except IntegrityError as exc:
         if "slug" in str(exc):
             raise InvalidInput(errors={"slug": ["A product with this slug already exists."]}) from None
@@ -57,14 +57,14 @@ def restock(*, product: Product, quantity: int) -> Product:
     """Add units atomically; units_received grows with stock so reconciliation holds."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_RESTOCK:
         raise InvalidInput(errors={"quantity": [f"Restock quantity must be a whole number from 1 to {MAX_RESTOCK}."]})
-    with lock_timeout_is_busy(), transaction.atomic():
-        set_lock_timeout()
+    with locked_transaction():
         locked = lock_objects.product_for_update(product.pk)
         if locked.units_received + quantity > 2**31 - 1:
             raise InvalidInput(errors={"quantity": ["That would take the product past the largest stock we can hold."]})
         Product.objects.filter(pk=locked.pk).update(
             stock=F("stock") + quantity, units_received=F("units_received") + quantity, updated_at=timezone.now()
         )
+        sold_out.clear_sold_out_on_commit(locked.pk)
     product.refresh_from_db()
     return product
 

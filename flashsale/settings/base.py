@@ -72,6 +72,12 @@ def database_from_url(url: str) -> dict:
         conn_health_checks=True,
     )
     config.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # LOCK_TIMEOUT_MS as the session default: no statement of its own in each locking
+    # transaction (flashsale.db.locked_transaction). Every lock wait of the app's sessions
+    # is bounded by it, migrations' included. Not for PgBouncer, which refuses startup options.
+    if env_bool("DB_LOCK_TIMEOUT_AT_CONNECT", True):
+        extra = f"-c lock_timeout={env_int('LOCK_TIMEOUT_MS', 3000)}ms"  # parsed by flashsale.db
+        config["OPTIONS"]["options"] = " ".join(filter(None, [config["OPTIONS"].get("options"), extra]))
     # Behind PgBouncer in transaction mode a named cursor may land on another server connection.
     config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
     return config

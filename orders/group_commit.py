@@ -1,0 +1,152 @@
+"""Group commit ("flat combining") of concurrent purchases of one product, per process.
+
+On a flash sale every buyer wants the same row, so PostgreSQL serialises them on its
+lock and each pays a whole transaction (lock, update, insert, commit) while the others
+wait. Here the buyers of one product inside one worker process (threads under gthread,
+greenlets under gevent) line up in memory instead: the first one becomes the *leader*
+and applies, in one transaction under one row lock, its own purchase and those of every
+buyer that queued meanwhile; each buyer is then handed exactly its own outcome.
+
+- No one waits for a group to fill: a group is whatever is queued when the leader starts.
+  A lone buyer leads a group of one at the cost of one lock and one dict lookup, so under
+  sync workers nothing changes.
+- When a leader is done it hands the lead to the longest-waiting buyer, whose group is
+  everything queued by then; buyers keep their arrival order.
+- The leader runs the transaction on its own database connection; the followers' stay idle
+  (so a pool must have a connection for every buyer in flight, see the decision record).
+- What a group does with its buyers is the caller's `apply` (see `orders.services`): it
+  must give every buyer an outcome, or raise, in which case every buyer not yet answered
+  gets that same failure (a lock timeout or a database error answers the whole group,
+  and nothing of it was committed).
+- A caller already inside a transaction is never grouped: its purchase must commit or
+  roll back with that outer transaction, not with someone else's.
+
+Only `threading` primitives, which gevent's monkey-patching turns into greenlet ones.
+"""
+
+import copy
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+
+@dataclass(eq=False)
+class Buyer:
+    """One purchase waiting in a product's line, and then its outcome."""
+
+    user_id: int
+    quantity: int
+    key: str | None = None
+    request_hash: str = ""
+    result: object = None
+    error: BaseException | None = None
+    answered: bool = False
+    leads: bool = False
+    _woken: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def answer(self, result) -> None:
+        self.result, self.answered = result, True
+
+    def refuse(self, error: BaseException) -> None:
+        self.error, self.answered = error, True
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _Line:
+    __slots__ = ("waiting", "leader_busy")
+
+    def __init__(self):
+        self.waiting: deque[Buyer] = deque()
+        self.leader_busy = False
+
+
+_lines: dict[int, _Line] = {}
+_guard = threading.Lock()
+_group_sizes: Counter = Counter()
+
+
+def group_sizes() -> Counter:
+    """How many groups of each size this process has applied (a copy; for tests and tuning)."""
+    with _guard:
+        return Counter(_group_sizes)
+
+
+def reset_group_sizes() -> None:
+    with _guard:
+        _group_sizes.clear()
+
+
+def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, list[Buyer]], None]):
+    """Queue `buyer` for `product_id`; return its result or raise its refusal."""
+    if connection.in_atomic_block:
+        _apply_group(product_id, [buyer], apply)
+        return buyer.outcome()
+    with _guard:
+        line = _lines.get(product_id)
+        if line is None:
+            line = _lines[product_id] = _Line()
+        if line.leader_busy:
+            line.waiting.append(buyer)
+        else:
+            line.leader_busy = buyer.leads = True
+    if not buyer.leads:
+        buyer._woken.wait()
+        if not buyer.leads:  # woken with its answer, not to lead
+            return buyer.outcome()
+    _lead(product_id, line, buyer, apply)
+    return buyer.outcome()
+
+
+def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
+    with _guard:
+        group = [leader, *line.waiting]
+        line.waiting.clear()
+    try:
+        _apply_group(product_id, group, apply)
+    finally:
+        with _guard:
+            successor = line.waiting.popleft() if line.waiting else None
+            if successor is None:
+                line.leader_busy = False
+                del _lines[product_id]  # a later buyer starts a fresh line
+            else:
+                successor.leads = True
+        for follower in group[1:]:
+            follower._woken.set()
+        if successor is not None:
+            successor._woken.set()
+
+
+def _apply_group(product_id: int, group: list[Buyer], apply) -> None:
+    with _guard:
+        _group_sizes[len(group)] += 1
+    try:
+        apply(product_id, group)
+    except BaseException as failure:
+        for buyer in group:
+            if not buyer.answered:
+                buyer.refuse(failure if buyer is group[0] else _copy_for(failure))
+        if not isinstance(failure, Exception):
+            raise  # GreenletExit, KeyboardInterrupt: the leader's own, after answering the rest
+    unanswered = [buyer for buyer in group if not buyer.answered]
+    if unanswered:
+        problem = RuntimeError("a purchase group left a buyer without an outcome")
+        for buyer in unanswered:
+            buyer.refuse(problem)
+
+
+def _copy_for(failure: BaseException) -> BaseException:
+    """The leader's failure for a follower: its own object, so threads never share a traceback."""
+    try:
+        twin = copy.copy(failure)
+    except Exception:
+        return failure
+    twin.__cause__, twin.__context__, twin.__traceback__ = failure.__cause__, failure.__context__, None
+    return twin

@@ -1,0 +1,84 @@
+"""A per-process "this product is sold out" mark, so a loser costs no database round trip.
+
+When a flash sale sells out, thousands of buyers keep arriving; each would pay the
+unlocked pre-check (one statement) only to hear `sold_out`. The mark remembers, for a
+short while, the facts that pre-check would have read (stock 0, the sale window, the
+limit), so the purchase can run the contract's checks in their order without asking the
+database. Rules it keeps:
+
+- It only ever says "sold out": the absence of a mark means "ask the database", and the
+  row lock still decides every sale. A stale mark can only refuse, never oversell.
+- Only products without `max_per_user` are marked: with a limit, `purchase_limit_reached`
+  comes before `sold_out` and depends on what this shopper holds, which needs a read.
+- The window is re-checked against the clock, so `sale_ended` / `sale_not_started` fall
+  where a one-by-one run would put them.
+- Set on commit by the transaction that sold the last unit, and by a pre-check whose
+  committed read saw stock 0 (so every worker learns it, not only the one that sold out).
+- Cleared on commit by restock, cancel and a product edit in this process. Other
+  processes learn of those within MARK_SECONDS (the mark's whole life), so a restock or a
+  cancel is purchasable everywhere at most MARK_SECONDS after it committed.
+- A clear wins over a mark whose facts were read before it: each clear bumps one
+  process-wide generation, and a mark whose facts were read under an older one is
+  dropped (any product's clear drops it: rare, and it only costs one more read).
+
+Redis is not used: a per-process dict is a memory read, and Redis down cannot change
+any answer here.
+"""
+
+import threading
+import time
+
+from django.db import transaction
+
+MARK_SECONDS = 0.5
+_MAX_MARKS = 10_000  # products; random ids cannot grow it without bound
+
+_marks: dict[int, tuple[float, dict]] = {}
+_generation = 0
+_guard = threading.Lock()
+
+
+def generation() -> int:
+    """Read before the facts a later `mark_sold_out` will carry."""
+    return _generation
+
+
+def mark_sold_out(product_id: int, facts: dict, *, seen_generation: int) -> None:
+    """Remember `facts` (a purchase snapshot with stock 0) unless a clear came in between."""
+    if facts["stock"] > 0 or facts["max_per_user"] is not None:
+        return
+    with _guard:
+        if _generation != seen_generation:
+            return
+        if len(_marks) >= _MAX_MARKS:
+            _marks.clear()
+        _marks[product_id] = (time.monotonic() + MARK_SECONDS, facts)
+
+
+def mark_sold_out_on_commit(product_id: int, facts: dict) -> None:
+    """From inside the transaction that sold the last unit: mark once it has committed."""
+    seen = generation()
+    transaction.on_commit(lambda: mark_sold_out(product_id, facts, seen_generation=seen))
+
+
+def sold_out_facts(product_id: int) -> dict | None:
+    """The remembered pre-check facts of a sold-out product, or None (ask the database)."""
+    found = _marks.get(product_id)
+    if found is None:
+        return None
+    if time.monotonic() >= found[0]:
+        _marks.pop(product_id, None)
+        return None
+    return found[1]
+
+
+def clear_sold_out(product_id: int) -> None:
+    global _generation
+    with _guard:
+        _generation += 1
+        _marks.pop(product_id, None)
+
+
+def clear_sold_out_on_commit(product_id: int) -> None:
+    """From a transaction that put units back (restock, cancel) or changed the sale's facts."""
+    transaction.on_commit(lambda: clear_sold_out(product_id))

@@ -78,6 +78,13 @@ def group_sizes() -> Counter:
         return Counter(_group_sizes)
 
 
+def queued_buyers(product_id: int) -> int:
+    """Buyers of the product waiting for a leader in this process (for tests and tuning)."""
+    with _guard:
+        line = _lines.get(product_id)
+        return len(line.waiting) if line is not None else 0
+
+
 def reset_group_sizes() -> None:
     with _guard:
         _group_sizes.clear()

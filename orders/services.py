@@ -201,7 +201,7 @@ def _settle_keys(buyers: list[Buyer], outcomes: list) -> None:
         else:
             first_with[pair] = i
     claimed = _claim_idempotency_keys(list(first_with))
-    for (pair, i), won in zip(first_with.items(), claimed, strict=True):
+    for (pair, i), won in zip(list(first_with.items()), claimed, strict=True):
         if not won:
             outcomes[i] = IdempotencyKeyInUse()
             del first_with[pair]

@@ -1,8 +1,10 @@
-"""Run many real threads at once, each with its own database connection."""
+"""Run many real threads at once, each with its own database connection; hold locks elsewhere."""
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 
+import psycopg
 from django.db import connection
 
 # The CI PostgreSQL allows 100 connections; keep concurrent sessions well under that.
@@ -11,6 +13,11 @@ MAX_SESSIONS = 40
 
 def run_at_once(func: Callable, calls: Iterable[tuple], *, max_sessions: int = MAX_SESSIONS) -> list:
     """Start one thread per call, release them together, return each call's result or exception."""
+    return start_at_once(func, calls, max_sessions=max_sessions)()
+
+
+def start_at_once(func: Callable, calls: Iterable[tuple], *, max_sessions: int = MAX_SESSIONS) -> Callable[[], list]:
+    """`run_at_once` without waiting: returns a function that joins the threads and gives the results."""
     calls = list(calls)
     results: list = [None] * len(calls)
     start = threading.Barrier(len(calls))
@@ -29,7 +36,37 @@ def run_at_once(func: Callable, calls: Iterable[tuple], *, max_sessions: int = M
     threads = [threading.Thread(target=worker, args=(i, args)) for i, args in enumerate(calls)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
-    return results
+
+    def join() -> list:
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
+        return results
+
+    return join
+
+
+@contextlib.contextmanager
+def other_session():
+    """A plain psycopg session of its own (not Django's), rolled back at the end."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
+        yield other
+        other.rollback()
+
+
+class HeldRowLock:
+    def __init__(self, session):
+        self._session = session
+
+    def release(self) -> None:
+        """End the holding transaction now (it would end with the `with` block anyway)."""
+        self._session.rollback()
+
+
+@contextlib.contextmanager
+def row_locked_elsewhere(product_id: int):
+    """Another session holding the product's row lock, like a stuck transaction."""
+    with other_session() as other:
+        other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product_id])
+        yield HeldRowLock(other)

@@ -3,11 +3,10 @@
 import contextlib
 from datetime import timedelta
 
-import psycopg
 import pytest
-from django.db import connection
 
 from orders.models import Order
+from tests.concurrency import other_session
 from tests.invariants import assert_stock_reconciles
 
 ORDER_KEYS = {"id", "product_id", "product_name", "quantity", "unit_price", "total_price", "status",
@@ -173,7 +172,7 @@ def test_key_still_in_flight_is_409(client_for, shopper, make_product, no_rate_l
 def test_row_lock_timeout_is_503_busy_and_changes_nothing(client_for, shopper, make_product, no_rate_limits, settings):
     settings.LOCK_TIMEOUT_MS = 150
     product = make_product(stock=5)
-    with _other_session() as other:
+    with other_session() as other:
         other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product.pk])
         response = buy(client_for(shopper), product.pk)
     assert_error(response, 503, "busy")
@@ -305,16 +304,8 @@ def test_unknown_api_path_is_json_404(buyer):
 
 
 @contextlib.contextmanager
-def _other_session():
-    params = connection.get_connection_params()
-    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
-        yield other
-        other.rollback()
-
-
-@contextlib.contextmanager
 def _advisory_lock_held(name: str):
-    with _other_session() as other:
+    with other_session() as other:
         other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [name])
         try:
             yield

@@ -14,7 +14,7 @@ from orders.models import Order, OrderStatus
 from orders.services import cancel_order, purchase
 from products.errors import InsufficientStock, ProductNotFound, SaleEnded, SaleNotStarted, SoldOut
 from products.models import Product
-from tests.concurrency import run_at_once
+from tests.concurrency import row_locked_elsewhere, run_at_once
 from tests.invariants import assert_stock_reconciles
 
 
@@ -226,7 +226,7 @@ def test_racing_retries_with_one_key_make_one_order(make_product, shopper):
 def test_lock_held_past_the_timeout_is_busy_and_changes_nothing(make_product, shopper, settings):
     settings.LOCK_TIMEOUT_MS = 200
     product = make_product(stock=5)
-    with _row_locked_elsewhere(product.pk):
+    with row_locked_elsewhere(product.pk):
         with pytest.raises(Busy) as caught:
             purchase(user=shopper, product_id=product.pk)
     assert caught.value.retry_after >= 1
@@ -234,20 +234,3 @@ def test_lock_held_past_the_timeout_is_busy_and_changes_nothing(make_product, sh
     assert product.stock == 5
     assert not Order.objects.exists()
     purchase(user=shopper, product_id=product.pk)  # and it works again once the lock is gone
-
-
-def _row_locked_elsewhere(product_id):
-    """Another session holding the product's row lock, like a stuck transaction."""
-    import contextlib
-
-    import psycopg
-
-    @contextlib.contextmanager
-    def locked():
-        params = connection.get_connection_params()
-        with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
-            other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product_id])
-            yield
-            other.rollback()
-
-    return locked()

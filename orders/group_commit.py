@@ -7,17 +7,18 @@ greenlets under gevent) line up in memory instead: the first one becomes the *le
 and applies, in one transaction under one row lock, its own purchase and those of every
 buyer that queued meanwhile; each buyer is then handed exactly its own outcome.
 
-- No one waits for a group to fill: a group is whatever is queued when the leader starts.
-  A lone buyer leads a group of one at the cost of one lock and one dict lookup, so under
-  sync workers nothing changes.
+- No one waits for a group to fill: a group is whatever is queued when the leader has
+  got the row lock (so those who arrived while it waited for the lock are in). A lone
+  buyer leads a group of one at the cost of a mutex and a dict lookup, so under sync
+  workers nothing changes.
 - When a leader is done it hands the lead to the longest-waiting buyer, whose group is
   everything queued by then; buyers keep their arrival order.
 - The leader runs the transaction on its own database connection; the followers' stay idle
   (so a pool must have a connection for every buyer in flight, see the decision record).
 - What a group does with its buyers is the caller's `apply` (see `orders.services`): it
-  must give every buyer an outcome, or raise, in which case every buyer not yet answered
-  gets that same failure (a lock timeout or a database error answers the whole group,
-  and nothing of it was committed).
+  must give every buyer an outcome, or raise, in which case every buyer lined up and not
+  yet answered gets that same failure (a lock timeout or a database error answers the
+  whole group, and nothing of it was committed).
 - A caller already inside a transaction is never grouped: its purchase must commit or
   roll back with that outer transaction, not with someone else's.
 
@@ -90,10 +91,15 @@ def reset_group_sizes() -> None:
         _group_sizes.clear()
 
 
-def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, list[Buyer]], None]):
-    """Queue `buyer` for `product_id`; return its result or raise its refusal."""
+def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Callable[[], list[Buyer]]], None]):
+    """Queue `buyer` for `product_id`; return its result or raise its refusal.
+
+    `apply(product_id, take_group)` runs in the leader: it calls `take_group()` once it
+    holds the product's row lock, so buyers who arrive while the leader waits for the lock
+    still join its group, and gets the group (the leader first, then arrival order).
+    """
     if connection.in_atomic_block:
-        _apply_group(product_id, [buyer], apply)
+        _apply_group(product_id, buyer, None, apply)
         return buyer.outcome()
     with _guard:
         line = _lines.get(product_id)
@@ -112,11 +118,9 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, list[Buyer
 
 
 def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
-    with _guard:
-        group = [leader, *line.waiting]
-        line.waiting.clear()
+    group = [leader]
     try:
-        _apply_group(product_id, group, apply)
+        group = _apply_group(product_id, leader, line, apply)
     finally:
         with _guard:
             successor = line.waiting.popleft() if line.waiting else None
@@ -131,22 +135,35 @@ def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
             successor._woken.set()
 
 
-def _apply_group(product_id: int, group: list[Buyer], apply) -> None:
-    with _guard:
-        _group_sizes[len(group)] += 1
+def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply) -> list[Buyer]:
+    group: list[Buyer] = []
+
+    def take_group() -> list[Buyer]:
+        with _guard:
+            if not group:
+                group.append(leader)
+                if line is not None:
+                    group.extend(line.waiting)
+                    line.waiting.clear()
+                _group_sizes[len(group)] += 1
+        return group
+
     try:
-        apply(product_id, group)
+        apply(product_id, take_group)
     except BaseException as failure:
-        for buyer in group:
+        # Failed before or after taking the group (a lock timeout ends the wait that the
+        # queued buyers shared): everyone lined up gets the same answer, nothing committed.
+        for buyer in take_group():
             if not buyer.answered:
-                buyer.refuse(failure if buyer is group[0] else _copy_for(failure))
+                buyer.refuse(failure if buyer is leader else _copy_for(failure))
         if not isinstance(failure, Exception):
             raise  # GreenletExit, KeyboardInterrupt: the leader's own, after answering the rest
-    unanswered = [buyer for buyer in group if not buyer.answered]
+    unanswered = [buyer for buyer in take_group() if not buyer.answered]
     if unanswered:
         problem = RuntimeError("a purchase group left a buyer without an outcome")
         for buyer in unanswered:
             buyer.refuse(problem)
+    return group
 
 
 def _copy_for(failure: BaseException) -> BaseException:

@@ -107,21 +107,25 @@ def _replay(order: Order, request_hash: str) -> PurchaseResult:
     return PurchaseResult(order, created=False)
 
 
-def _buy_group(product_id: int, buyers: list[Buyer]) -> None:
-    """Apply a group in one transaction and answer each buyer (`group_commit`'s `apply`).
+def _buy_group(product_id: int, take_group) -> None:
+    """Lock the product, take the group lined up meanwhile, apply it in one transaction,
+    answer each buyer (this is `group_commit`'s `apply`).
 
     An IntegrityError rolls the whole group back; then each buyer is applied alone, so no
-    one gains or loses an order it was not told about. Any other failure (lock timeout as
-    `Busy`, a lost database) propagates: the group is rolled back and all get it.
+    one gains or loses an order it was not told about. Any other failure (a lock timeout
+    as `Busy`, a lost database) propagates: nothing is committed and all get it.
     """
+    buyers: list[Buyer] = []
     try:
         with locked_transaction():
-            outcomes = _buy_group_locked(product_id, buyers)
+            product = product_locks.product_for_purchase(product_id)
+            buyers = take_group()
+            outcomes = _buy_group_locked(product, buyers)
     except IntegrityError:
         if len(buyers) > 1:
             for buyer in buyers:
                 try:
-                    _buy_group(product_id, [buyer])
+                    _buy_group(product_id, lambda buyer=buyer: [buyer])
                 except Exception as failure:
                     buyer.refuse(failure)
             return
@@ -145,11 +149,12 @@ def _replay_or_refusal(order: Order, request_hash: str) -> "PurchaseResult | Dom
         return refusal
 
 
-def _buy_group_locked(product_id: int, buyers: list[Buyer]) -> list:
-    """The critical section for a group: claim keys, lock, check each in order, one update, one insert.
+def _buy_group_locked(product: Product, buyers: list[Buyer]) -> list:
+    """The critical section for a group, under the product's row lock: claim the keys,
+    check each buyer in order, one update, one insert. Nothing else happens here.
 
     Returns each buyer's outcome (a PurchaseResult or the DomainError it is refused with),
-    valid only once the transaction commits. Nothing else happens here.
+    valid only once the transaction commits.
     """
     outcomes: list = [None] * len(buyers)
     if any(buyer.key is not None for buyer in buyers):
@@ -157,11 +162,10 @@ def _buy_group_locked(product_id: int, buyers: list[Buyer]) -> list:
     pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if not pending:
         return outcomes
-    product = product_locks.product_for_purchase(product_id)
-    # Only limited products pay for the extra read; it is a separate statement after the
-    # lock so that it sees what the previous lock holder committed (see lock_objects).
+    # Only limited products pay for this read; it is a statement of its own, after the
+    # lock, so that it sees what the previous lock holder committed (see lock_objects).
     held = (
-        units_held_by(product_id=product_id, user_ids={buyers[i].user_id for i in pending})
+        units_held_by(product_id=product.pk, user_ids={buyers[i].user_id for i in pending})
         if product.max_per_user is not None else {}
     )
     decisions = decide_group(

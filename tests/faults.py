@@ -1,5 +1,7 @@
 """Small helpers shared by the fault tests: tokens, API calls that never raise, DB peeks."""
 
+import contextlib
+
 import httpx
 from django.db import connection
 from rest_framework.authtoken.models import Token
@@ -33,3 +35,27 @@ def backends(where: str) -> list[tuple]:
             f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
         )
         return cursor.fetchall()
+
+
+@contextlib.contextmanager
+def orders_insert_fails(*, quantity: int, sqlstate: str):
+    """While inside: inserting an order of `quantity` units fails with `sqlstate` (a test-only trigger)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            CREATE OR REPLACE FUNCTION fault_fail_marked_order() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.quantity = {int(quantity)} THEN
+                    RAISE EXCEPTION 'fault injected by a test' USING ERRCODE = '{sqlstate}';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fault_fail_marked_order BEFORE INSERT ON orders_order
+                FOR EACH ROW EXECUTE FUNCTION fault_fail_marked_order();
+        """)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS fault_fail_marked_order ON orders_order")
+            cursor.execute("DROP FUNCTION IF EXISTS fault_fail_marked_order()")

@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 
 from orders.models import Order
+from tests.concurrency import row_locked_elsewhere
 from tests.faults import backends, buy, token_for
 from tests.invariants import assert_stock_reconciles
 from tests.servers import running_app, wait_until
@@ -101,3 +102,59 @@ def test_a_worker_killed_inside_the_row_lock_leaves_nothing_half_done(make_user,
     assert product.stock == 5
     assert sorted(Order.objects.filter(product=product).values_list("quantity", flat=True)) == [1] * 5
     assert_stock_reconciles(product.pk)
+
+
+def test_a_worker_killed_mid_group_leaves_no_half_applied_group(make_user, make_product):
+    """A threaded worker whose buyers line up into one group; killed while the group inserts.
+
+    Another session holds the row lock while five purchases reach the worker: the first
+    leads and waits on the lock, the others pass their pre-check and wait in the worker's
+    memory. Released, the leader applies all five in one transaction, which pauses in the
+    bulk INSERT on the marked purchase; then the worker is SIGKILLed.
+    """
+    table = Order._meta.db_table
+    product = make_product(stock=10)
+    tokens = [token_for(make_user()) for _ in range(5)]
+    quantities = [MARKED_QUANTITY, 1, 1, 1, 1]
+    _install_pause(table)
+    try:
+        env = {"LOCK_TIMEOUT_MS": "20000", "GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "8"}
+        with running_app(env=env, workers=1) as base, row_locked_elsewhere(product.pk) as held:
+            (worker_pid,) = base.worker_pids()
+            results = {}
+
+            def fire(index):
+                results[index] = buy(base, tokens[index], product.pk, quantity=quantities[index])
+
+            threads = [threading.Thread(target=fire, args=(i,)) for i in range(5)]
+            for thread in threads:
+                thread.start()
+            worker = f"application_name = 'flashsale-worker-{worker_pid}'"
+            wait_until(lambda: len(backends(f"{worker} AND wait_event_type = 'Lock'")) == 1,
+                       what="the group's leader to wait on the row lock")
+            lined_up = f"{worker} AND state = 'idle' AND query LIKE '%%p.max_per_user%%'"
+            wait_until(lambda: len(backends(lined_up)) == 4, what="four buyers to line up after their pre-check")
+            held.release()
+            wait_until(lambda: backends("wait_event = 'PgSleep'"), what="the group to pause in its INSERT")
+            (paused_insert,) = _queries("wait_event = 'PgSleep'")
+            os.kill(worker_pid, signal.SIGKILL)
+            for thread in threads:
+                thread.join(timeout=90)
+            wait_until(lambda: not backends("wait_event = 'PgSleep'"), what="PostgreSQL to end the dead session")
+    finally:
+        _remove_pause(table)
+
+    assert paused_insert.startswith('INSERT INTO "orders_order"')
+    # One statement inserting the whole group of five (Django sends a row's columns as arrays):
+    assert "'{NULL,NULL,NULL,NULL,NULL}'" in paused_insert  # the five orders' idempotency keys
+    assert [results[i][0] for i in range(5)] == [0] * 5  # every connection died with the worker
+    product.refresh_from_db()
+    assert product.stock == 10
+    assert not Order.objects.filter(product=product).exists()
+    assert_stock_reconciles(product.pk)
+
+
+def _queries(where: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT query FROM pg_stat_activity WHERE datname = current_database() AND {where}")
+        return [query for (query,) in cursor.fetchall()]

@@ -1,0 +1,268 @@
+"""Group commit: a group of buyers applied in one transaction answers each as one-by-one would.
+
+The decision rule alone, then a Hypothesis model of groups against the one-by-one rule on
+real PostgreSQL, then real threads that line up behind a held row lock and form groups.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Sum
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flashsale.api_errors import DATABASE_DOWN
+from flashsale.errors import Busy, DomainError
+from orders import group_commit
+from orders.errors import IdempotencyKeyInUse, IdempotencyKeyReused, PurchaseLimitReached
+from orders.group_commit import Buyer
+from orders.models import Order, OrderStatus
+from orders.services import _buy_group, decide_group, purchase
+from products.errors import InsufficientStock, SaleEnded, SaleNotStarted, SoldOut
+from products.services import create_product
+from tests.concurrency import row_locked_elsewhere, start_at_once
+from tests.faults import orders_insert_fails
+from tests.invariants import assert_stock_reconciles
+from tests.servers import wait_until
+
+NOW = timezone.now()
+
+
+def _decide(requests, *, stock, max_per_user=None, held=None, starts_at=None, ends_at=None):
+    return decide_group(stock=stock, max_per_user=max_per_user, starts_at=starts_at, ends_at=ends_at,
+                        units_held=held or {}, requests=requests, now=NOW)
+
+
+def _kinds(decisions):
+    return [d if isinstance(d, int) else type(d) for d in decisions]
+
+
+def test_stock_refusals_fall_where_one_by_one_puts_them():
+    decisions = _decide([(1, 3), (2, 3), (3, 2), (4, 1)], stock=5)
+    assert _kinds(decisions) == [2, InsufficientStock, 0, SoldOut]
+
+
+def test_a_shopper_earlier_in_the_group_counts_against_their_limit():
+    decisions = _decide([(1, 2), (2, 1), (1, 1), (2, 1), (2, 1)], stock=10, max_per_user=2, held={2: 0})
+    assert _kinds(decisions) == [8, 7, PurchaseLimitReached, 6, PurchaseLimitReached]
+
+
+def test_units_held_before_the_group_count_and_the_limit_comes_before_stock():
+    decisions = _decide([(1, 1), (2, 1)], stock=0, max_per_user=1, held={1: 1})
+    assert _kinds(decisions) == [PurchaseLimitReached, SoldOut]
+
+
+def test_the_window_comes_before_everything():
+    ended = _decide([(1, 1)], stock=5, ends_at=NOW - timedelta(seconds=1))
+    upcoming = _decide([(1, 1)], stock=5, max_per_user=1, held={1: 1}, starts_at=NOW + timedelta(minutes=1))
+    assert _kinds(ended) == [SaleEnded] and _kinds(upcoming) == [SaleNotStarted]
+
+
+# --- groups against the one-by-one model, on real PostgreSQL ------------------------------
+
+SHOPPERS = 3
+buyer = st.tuples(st.integers(0, SHOPPERS - 1), st.integers(1, 4), st.one_of(st.none(), st.sampled_from("ab")))
+groups = st.lists(st.lists(buyer, min_size=1, max_size=6), min_size=1, max_size=5)
+
+
+def _one_by_one(model, product_id, who, quantity, key, claimed_in_group):
+    """What one purchase gets, one at a time; a key's twin earlier in its own group is in flight."""
+    request_hash = _hash(product_id, quantity)
+    if key is not None:
+        if (who, key) in claimed_in_group:
+            return IdempotencyKeyInUse, None
+        claimed_in_group.add((who, key))
+        if (who, key) in model["keys"]:
+            earlier_hash, order_index = model["keys"][(who, key)]
+            return (IdempotencyKeyReused, None) if earlier_hash != request_hash else ("replay", order_index)
+    limit, stock, held = model["max_per_user"], model["stock"], model["held"][who]
+    if limit is not None and held + quantity > limit:
+        return PurchaseLimitReached, None
+    if stock <= 0:
+        return SoldOut, None
+    if stock < quantity:
+        return InsufficientStock, None
+    model["stock"] -= quantity
+    model["held"][who] += quantity
+    model["orders"] += 1
+    if key is not None:
+        model["keys"][(who, key)] = (request_hash, model["orders"])
+    return "sold", model["stock"]
+
+
+def _hash(product_id, quantity):
+    import hashlib
+
+    return hashlib.sha256(f"{product_id}:{quantity}".encode()).hexdigest()
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(stock=st.integers(0, 10), max_per_user=st.one_of(st.none(), st.integers(1, 5)), groups=groups)
+def test_groups_answer_exactly_as_one_by_one_purchases(stock, max_per_user, groups):
+    stamp = timezone.now().strftime("%H%M%S%f")
+    users = [get_user_model().objects.create_user(f"group-{stamp}-{i}") for i in range(SHOPPERS)]
+    product = create_product(name=f"Group {stamp}", price=Decimal("2.00"), stock=stock, max_per_user=max_per_user,
+                             sale_starts_at=timezone.now() - timedelta(hours=1), sale_ends_at=None)
+    model = {"stock": stock, "max_per_user": max_per_user, "held": [0] * SHOPPERS, "keys": {}, "orders": 0}
+    made = {}  # the model's order number -> the order the database made
+
+    for group in groups:
+        buyers = [Buyer(user_id=users[who].pk, quantity=quantity, key=key, request_hash=_hash(product.pk, quantity))
+                  for who, quantity, key in group]
+        _buy_group(product.pk, lambda buyers=buyers: buyers)
+        claimed = set()
+        for (who, quantity, key), applied in zip(group, buyers, strict=True):
+            expected, detail = _one_by_one(model, product.pk, who, quantity, key, claimed)
+            assert applied.answered
+            if isinstance(expected, type):
+                assert type(applied.error) is expected, (applied.error, expected)
+                continue
+            assert applied.error is None, applied.error
+            if expected == "replay":
+                assert not applied.result.created and applied.result.order.pk == made[detail].pk
+                continue
+            assert applied.result.created and applied.result.order.remaining_stock == detail
+            made[model["orders"]] = applied.result.order
+
+        product.refresh_from_db()
+        assert product.stock == model["stock"]
+        assert_stock_reconciles(product.pk)
+        for index, user in enumerate(users):
+            live = Order.objects.filter(product=product, user=user, status=OrderStatus.CONFIRMED)
+            assert (live.aggregate(units=Sum("quantity"))["units"] or 0) == model["held"][index]
+    assert Order.objects.filter(product=product).count() == model["orders"]
+
+
+# --- real threads lining up behind a held row lock ----------------------------------------
+
+
+def _buy_as_group(product_id, calls, *, lock_released=True):
+    """Fire `calls` (user, quantity, key) at once while another session holds the product's
+    row lock: the first buyer leads and waits on the lock, the others line up behind it.
+    Once all are lined up the lock is let go (unless told not to) and every answer returned."""
+    group_commit.reset_group_sizes()
+
+    def buy(user, quantity, key):
+        return purchase(user=user, product_id=product_id, quantity=quantity, idempotency_key=key)
+
+    with row_locked_elsewhere(product_id) as held:
+        join = start_at_once(buy, calls)
+        if not lock_released:
+            return join()
+        wait_until(lambda: group_commit.queued_buyers(product_id) == len(calls) - 1, what="the buyers to line up")
+        held.release()
+        return join()
+
+
+def _sold(results):
+    return [r for r in results if not isinstance(r, Exception)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_sells_exactly_the_stock(make_product, make_user):
+    product = make_product(stock=8)
+    results = _buy_as_group(product.pk, [(make_user(), 1, None) for _ in range(12)])
+    assert group_commit.group_sizes() == {12: 1}
+    sold = _sold(results)
+    assert sorted(r.order.remaining_stock for r in sold) == list(range(8))
+    assert all(r.created for r in sold)
+    assert [type(r) for r in results if isinstance(r, Exception)] == [SoldOut] * 4
+    assert {r.order.pk for r in sold} == set(Order.objects.values_list("pk", flat=True))
+    product.refresh_from_db()
+    assert product.stock == 0
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_of_multi_unit_buyers_stops_at_insufficient_stock(make_product, make_user):
+    product = make_product(stock=7)
+    results = _buy_as_group(product.pk, [(make_user(), 3, None) for _ in range(5)])
+    assert group_commit.group_sizes() == {5: 1}
+    assert sorted(r.order.remaining_stock for r in _sold(results)) == [1, 4]
+    assert [type(r) for r in results if isinstance(r, Exception)] == [InsufficientStock] * 3
+    product.refresh_from_db()
+    assert product.stock == 1
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_shopper_many_times_in_one_group_gets_exactly_the_limit(make_product, shopper, make_user):
+    product = make_product(stock=100, max_per_user=2)
+    others = [(make_user(), 2, None) for _ in range(3)]
+    results = _buy_as_group(product.pk, [(shopper, 1, None)] * 10 + others)
+    assert group_commit.group_sizes() == {13: 1}
+    assert len(_sold(results)) == 2 + 3
+    assert [type(r) for r in results if isinstance(r, Exception)] == [PurchaseLimitReached] * 8
+    held = Order.objects.filter(user=shopper, status="confirmed").aggregate(u=Sum("quantity"))["u"]
+    assert held == 2
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_key_many_times_in_one_group_makes_one_order(make_product, shopper, make_user):
+    product = make_product(stock=50)
+    others = [(make_user(), 1, f"other-{i}") for i in range(4)]
+    results = _buy_as_group(product.pk, [(shopper, 2, "same-key")] * 8 + others)
+    assert group_commit.group_sizes() == {12: 1}
+    mine = results[:8]
+    assert len({r.order.pk for r in _sold(mine)}) == 1
+    assert all(isinstance(r, IdempotencyKeyInUse) for r in mine if isinstance(r, Exception))
+    assert len(_sold(results[8:])) == 4
+    assert Order.objects.filter(user=shopper).count() == 1
+    product.refresh_from_db()
+    assert product.stock == 50 - 2 - 4
+    # And a retry after the group replays the one order.
+    again = purchase(user=shopper, product_id=product.pk, quantity=2, idempotency_key="same-key")
+    assert not again.created and again.order.pk == _sold(mine)[0].order.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_timeout_mid_group_answers_every_buyer_busy(make_product, make_user, settings):
+    settings.LOCK_TIMEOUT_MS = 1500
+    product = make_product(stock=10)
+    results = _buy_as_group(product.pk, [(make_user(), 1, None) for _ in range(6)], lock_released=False)
+    assert all(isinstance(r, Busy) for r in results), results
+    assert max(group_commit.group_sizes()) > 1
+    product.refresh_from_db()
+    assert product.stock == 10 and not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_mid_group_answers_every_buyer_and_commits_nothing(make_product, make_user):
+    product = make_product(stock=20)
+    with orders_insert_fails(quantity=7, sqlstate="53100"):  # disk_full: an OperationalError
+        results = _buy_as_group(product.pk, [(make_user(), 7, None)] + [(make_user(), 1, None) for _ in range(5)])
+    assert group_commit.group_sizes() == {6: 1}
+    assert all(isinstance(r, DATABASE_DOWN) for r in results), results  # 503 unavailable
+    product.refresh_from_db()
+    assert product.stock == 20 and not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_failing_insert_costs_no_one_else_their_order(make_product, make_user):
+    """An IntegrityError rolls the group back; then each is applied alone and told its own outcome."""
+    product = make_product(stock=20)
+    with orders_insert_fails(quantity=7, sqlstate="23505"):  # unique_violation: an IntegrityError
+        results = _buy_as_group(product.pk, [(make_user(), 7, None)] + [(make_user(), 1, None) for _ in range(5)])
+    assert group_commit.group_sizes() == {6: 1}  # the one-by-one retries run inside it
+    failed, *others = results
+    assert not isinstance(failed, DomainError) and isinstance(failed, Exception)
+    assert all(not isinstance(r, Exception) for r in others), others
+    assert {r.order.pk for r in others} == set(Order.objects.values_list("pk", flat=True))
+    product.refresh_from_db()
+    assert product.stock == 15
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lone_buyer_is_a_group_of_one(make_product, shopper):
+    product = make_product(stock=3)
+    group_commit.reset_group_sizes()
+    purchase(user=shopper, product_id=product.pk)
+    assert group_commit.group_sizes() == {1: 1}
+    assert group_commit.queued_buyers(product.pk) == 0

@@ -1,0 +1,154 @@
+"""The sold-out mark: a loser on a product known to be sold out costs no database round trip.
+
+Set by the sale of the last unit (on commit), cleared by restock, cancel and an edit; it
+only ever refuses (a missing mark means "ask the database") and keeps the contract's
+check order: the window before the stock, and never on a product with a per-shopper limit.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders.errors import PurchaseLimitReached
+from orders.selectors import SNAPSHOT_PRODUCT_FIELDS, purchase_snapshot
+from orders.services import cancel_order, purchase
+from products import lock_objects, sold_out
+from products.errors import SaleEnded, SaleNotStarted, SoldOut
+from products.services import restock, update_product
+from tests.faults import buy, token_for
+from tests.invariants import assert_stock_reconciles
+from tests.servers import running_app, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _refused_without_a_query(user, product_id, error=SoldOut):
+    with CaptureQueriesContext(connection) as queries, pytest.raises(error):
+        purchase(user=user, product_id=product_id)
+    assert queries.captured_queries == []
+
+
+def test_the_last_sale_marks_the_product_and_losers_cost_no_query(make_product, make_user):
+    product = make_product(stock=2)
+    purchase(user=make_user(), product_id=product.pk)
+    assert sold_out.sold_out_facts(product.pk) is None  # one left: nothing to remember
+    purchase(user=make_user(), product_id=product.pk)
+    facts = sold_out.sold_out_facts(product.pk)
+    assert facts == {**purchase_snapshot(product_id=product.pk, user_id=0), "units_held": 0}
+    _refused_without_a_query(make_user(), product.pk)
+
+
+def test_a_pre_check_that_reads_stock_0_marks_it_too(make_product, make_user):
+    """How the workers that did not sell the last unit learn it."""
+    product = make_product(stock=0)
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)
+    _refused_without_a_query(make_user(), product.pk)
+
+
+def test_restock_clears_the_mark(make_product, make_user):
+    product = make_product(stock=1)
+    purchase(user=make_user(), product_id=product.pk)
+    restock(product=product, quantity=2)
+    assert sold_out.sold_out_facts(product.pk) is None
+    assert purchase(user=make_user(), product_id=product.pk).order.remaining_stock == 1
+
+
+def test_cancel_clears_the_mark(make_product, make_user):
+    product = make_product(stock=1)
+    order = purchase(user=make_user(), product_id=product.pk).order
+    cancel_order(order=order)
+    assert sold_out.sold_out_facts(product.pk) is None
+    assert purchase(user=make_user(), product_id=product.pk).created
+    assert_stock_reconciles(product.pk)
+
+
+def test_an_edit_clears_the_mark_so_the_new_window_is_answered(make_product, make_user):
+    product = make_product(stock=1)
+    purchase(user=make_user(), product_id=product.pk)
+    update_product(product=product, sale_ends_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(SaleEnded):
+        purchase(user=make_user(), product_id=product.pk)
+
+
+def test_the_mark_keeps_the_window_before_the_stock(make_product, make_user):
+    product = make_product(stock=0)
+    facts = purchase_snapshot(product_id=product.pk, user_id=0)
+    ended = {**facts, "sale_ends_at": timezone.now() - timedelta(seconds=1)}
+    sold_out.mark_sold_out(product.pk, ended, seen_generation=sold_out.generation())
+    _refused_without_a_query(make_user(), product.pk, SaleEnded)
+    upcoming = {**facts, "sale_starts_at": timezone.now() + timedelta(minutes=5)}
+    sold_out.mark_sold_out(product.pk, upcoming, seen_generation=sold_out.generation())
+    _refused_without_a_query(make_user(), product.pk, SaleNotStarted)
+
+
+def test_a_product_with_a_limit_is_never_marked(make_product, shopper):
+    product = make_product(stock=1, max_per_user=1)
+    purchase(user=shopper, product_id=product.pk)
+    assert sold_out.sold_out_facts(product.pk) is None
+    with pytest.raises(PurchaseLimitReached):  # this shopper's answer needs what they hold
+        purchase(user=shopper, product_id=product.pk)
+    assert sold_out.sold_out_facts(product.pk) is None
+
+
+def test_the_mark_never_says_available(make_product, make_user):
+    product = make_product(stock=3)
+    facts = purchase_snapshot(product_id=product.pk, user_id=0)
+    sold_out.mark_sold_out(product.pk, facts, seen_generation=sold_out.generation())
+    assert sold_out.sold_out_facts(product.pk) is None  # facts with stock left are not remembered
+    sold_out_product = make_product(stock=0)
+    sold_out.clear_sold_out(sold_out_product.pk)
+    with pytest.raises(SoldOut):  # no mark: the database answers, and it says sold out
+        purchase(user=make_user(), product_id=sold_out_product.pk)
+
+
+def test_a_stale_mark_only_refuses_until_it_is_cleared(make_product, make_user):
+    """Another process's view after a restock it did not see: refusals, never a sale without the lock."""
+    product = make_product(stock=1)
+    purchase(user=make_user(), product_id=product.pk)
+    facts = sold_out.sold_out_facts(product.pk)
+    restock(product=product, quantity=1)
+    sold_out.mark_sold_out(product.pk, facts, seen_generation=sold_out.generation())  # as if not told
+    _refused_without_a_query(make_user(), product.pk)
+    sold_out.clear_sold_out(product.pk)
+    assert purchase(user=make_user(), product_id=product.pk).order.remaining_stock == 0
+
+
+def test_a_clear_wins_over_a_mark_read_before_it(make_product):
+    product = make_product(stock=0)
+    seen = sold_out.generation()
+    facts = purchase_snapshot(product_id=product.pk, user_id=0)
+    sold_out.clear_sold_out(product.pk)  # a restock committed after that read
+    sold_out.mark_sold_out(product.pk, facts, seen_generation=seen)
+    assert sold_out.sold_out_facts(product.pk) is None
+
+
+def test_the_locked_row_carries_every_fact_the_mark_remembers(make_product):
+    """The mark is built from the row the purchase locked: a fact it lacks would be a query under the lock."""
+    from django.db import transaction
+
+    product = make_product()
+    with transaction.atomic():
+        locked = lock_objects.product_for_purchase(product.pk)
+    assert not set(SNAPSHOT_PRODUCT_FIELDS) & locked.get_deferred_fields()
+
+
+@pytest.mark.slow
+def test_other_processes_learn_of_a_restock_within_the_marks_life(make_product, make_user):
+    """Two workers (separate processes) both mark the product; a restock made by a third
+    process clears neither, and yet a buyer gets through once the marks have expired."""
+    product = make_product(stock=1)
+    tokens = [token_for(make_user()) for _ in range(8)]
+    with running_app(workers=2) as base:
+        answers = [buy(base, token, product.pk)[:2] for token in tokens[:6]]
+        assert sorted(answers) == [(201, None)] + [(409, "sold_out")] * 5
+        restock(product=product, quantity=1)
+        latecomer = tokens[6]
+        wait_until(lambda: buy(base, latecomer, product.pk)[0] == 201, what="a worker to see the restock")
+        assert buy(base, tokens[7], product.pk)[:2] == (409, "sold_out")
+    product.refresh_from_db()
+    assert product.stock == 0
+    assert_stock_reconciles(product.pk)

@@ -167,7 +167,13 @@ def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply) -> l
 
 
 def _copy_for(failure: BaseException) -> BaseException:
-    """The leader's failure for a follower: its own object, so threads never share a traceback."""
+    """The leader's failure for a follower: its own object, so threads never share a traceback.
+
+    A failure that stops only the leader's own thread (GreenletExit, KeyboardInterrupt)
+    becomes an error in the followers instead of stopping theirs.
+    """
+    if not isinstance(failure, Exception):
+        return RuntimeError(f"the purchase group's leader was stopped ({type(failure).__name__})")
     try:
         twin = copy.copy(failure)
     except Exception:

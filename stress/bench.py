@@ -44,7 +44,6 @@ BUYERS = 5000
 PGBENCH_PURCHASE = """\
 \\set uid random(:umin, :umax)
 BEGIN;
-SELECT set_config('lock_timeout', '3000ms', true);
 SELECT id, name, price, stock, max_per_user, sale_starts_at, sale_ends_at FROM products_product
   WHERE id = :pid AND NOT is_lab FOR NO KEY UPDATE;
 UPDATE products_product SET stock = stock - 1 WHERE id = :pid;

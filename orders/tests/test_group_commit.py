@@ -4,6 +4,7 @@ The decision rule alone, then a Hypothesis model of groups against the one-by-on
 real PostgreSQL, then real threads that line up behind a held row lock and form groups.
 """
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -59,6 +60,68 @@ def test_the_window_comes_before_everything():
     ended = _decide([(1, 1)], stock=5, ends_at=NOW - timedelta(seconds=1))
     upcoming = _decide([(1, 1)], stock=5, max_per_user=1, held={1: 1}, starts_at=NOW + timedelta(minutes=1))
     assert _kinds(ended) == [SaleEnded] and _kinds(upcoming) == [SaleNotStarted]
+
+
+def _line_up(product_id, count, apply):
+    """`count` threads buy through the combiner; the first one's apply waits until the rest queue."""
+    buyers = [Buyer(user_id=n, quantity=1) for n in range(count)]
+    answers = [None] * count
+
+    def run(index):
+        try:
+            answers[index] = group_commit.buy_in_group(product_id, buyers[index], apply)
+        except Exception as exc:
+            answers[index] = exc
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    wait_until(lambda: group_commit.queued_buyers(product_id) == 0 and started.is_set(), what="the leader")
+    for index in range(1, count):
+        threads.append(threading.Thread(target=run, args=(index,)))
+        threads[-1].start()
+        wait_until(lambda index=index: group_commit.queued_buyers(product_id) == index, what="a buyer to queue")
+    go.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    return buyers, answers
+
+
+started, go = threading.Event(), threading.Event()
+
+
+@pytest.fixture
+def fresh_gate():
+    started.clear()
+    go.clear()
+    group_commit.reset_group_sizes()
+
+
+def test_the_combiner_answers_each_buyer_its_own_outcome_in_arrival_order(fresh_gate):
+    groups = []
+
+    def apply(product_id, take_group):
+        started.set()
+        go.wait(30)
+        group = take_group()
+        groups.append([buyer.user_id for buyer in group])
+        for buyer in group:
+            buyer.answer(f"order for {buyer.user_id}")
+
+    _buyers, answers = _line_up(-1, 5, apply)
+    assert groups == [[0, 1, 2, 3, 4]]
+    assert answers == [f"order for {n}" for n in range(5)]
+    assert group_commit.group_sizes() == {5: 1}
+
+
+def test_a_failure_before_the_group_is_taken_reaches_everyone_lined_up(fresh_gate):
+    def apply(product_id, take_group):
+        started.set()
+        go.wait(30)
+        raise Busy()
+
+    _buyers, answers = _line_up(-2, 4, apply)
+    assert all(isinstance(answer, Busy) for answer in answers)
+    assert len({id(answer) for answer in answers}) == 4  # each thread raises its own object
 
 
 # --- groups against the one-by-one model, on real PostgreSQL ------------------------------

@@ -46,7 +46,10 @@ class Buyer:
     error: BaseException | None = None
     answered: bool = False
     leads: bool = False
-    _woken: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Looked up per buyer, not bound at import: with gunicorn's preload_app this module is
+    # imported before gevent patches `threading`, and an unpatched Event would block the
+    # whole worker instead of one greenlet.
+    _woken: threading.Event = field(default_factory=lambda: threading.Event(), repr=False)
 
     def answer(self, result) -> None:
         self.result, self.answered = result, True
@@ -69,6 +72,8 @@ class _Line:
 
 
 _lines: dict[int, _Line] = {}
+# Held only for a few dict and deque operations, never across I/O, so it is safe even if
+# it was made before gevent patched `threading`.
 _guard = threading.Lock()
 _group_sizes: Counter = Counter()
 

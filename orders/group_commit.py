@@ -104,7 +104,7 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Callable[[
     still join its group, and gets the group (the leader first, then arrival order).
     """
     if connection.in_atomic_block:
-        _apply_group(product_id, buyer, None, apply)
+        _apply_group(product_id, buyer, None, apply, [])
         return buyer.outcome()
     with _guard:
         line = _lines.get(product_id)
@@ -123,9 +123,9 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Callable[[
 
 
 def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
-    group = [leader]
+    group: list[Buyer] = []  # filled by _apply_group, and woken here even if it raises
     try:
-        group = _apply_group(product_id, leader, line, apply)
+        _apply_group(product_id, leader, line, apply, group)
     finally:
         with _guard:
             successor = line.waiting.popleft() if line.waiting else None
@@ -140,9 +140,7 @@ def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
             successor._woken.set()
 
 
-def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply) -> list[Buyer]:
-    group: list[Buyer] = []
-
+def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply, group: list[Buyer]) -> None:
     def take_group() -> list[Buyer]:
         with _guard:
             if not group:
@@ -168,7 +166,6 @@ def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply) -> l
         problem = RuntimeError("a purchase group left a buyer without an outcome")
         for buyer in unanswered:
             buyer.refuse(problem)
-    return group
 
 
 def _copy_for(failure: BaseException) -> BaseException:

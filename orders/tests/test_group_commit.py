@@ -70,7 +70,7 @@ def _line_up(product_id, count, apply):
     def run(index):
         try:
             answers[index] = group_commit.buy_in_group(product_id, buyers[index], apply)
-        except Exception as exc:
+        except BaseException as exc:  # recorded and asserted on by the test
             answers[index] = exc
 
     threads = [threading.Thread(target=run, args=(0,))]
@@ -122,6 +122,23 @@ def test_a_failure_before_the_group_is_taken_reaches_everyone_lined_up(fresh_gat
     _buyers, answers = _line_up(-2, 4, apply)
     assert all(isinstance(answer, Busy) for answer in answers)
     assert len({id(answer) for answer in answers}) == 4  # each thread raises its own object
+
+
+class LeaderStopped(BaseException):
+    """Like gevent's GreenletExit: stops one greenlet, is not an error."""
+
+
+def test_a_stopped_leader_still_wakes_its_group_with_an_error(fresh_gate):
+    def apply(product_id, take_group):
+        started.set()
+        go.wait(30)
+        take_group()
+        raise LeaderStopped()
+
+    _buyers, answers = _line_up(-3, 3, apply)
+    assert isinstance(answers[0], LeaderStopped)  # the leader's own thread is stopped
+    assert all(type(answer) is RuntimeError for answer in answers[1:])  # the others get an error
+    assert group_commit.queued_buyers(-3) == 0
 
 
 # --- groups against the one-by-one model, on real PostgreSQL ------------------------------

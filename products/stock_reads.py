@@ -7,6 +7,7 @@ path and replays it (status, headers, body) with a fresh request id, skipping Dj
 request object, middleware, URL resolver and DRF. That puts a known stock read at about
 the cost of a bare WSGI answer, which is what `make bench` holds it against.
 
+- On unless STOCK_READ_REPLAY=0 (or STOCK_READ_CACHE_MS=0).
 - Fresh for STOCK_READ_CACHE_MS (<= 500 ms): replayed. Older: the next request refreshes
   it through Django (which reads the row itself, not the view's own per-process copy),
   while concurrent requests keep replaying the old copy until that refresh lands, never
@@ -36,18 +37,19 @@ _MAX_PATHS = 10_000  # a scan of random ids cannot grow it without bound
 class StockReadReplay:
     """WSGI middleware around the Django application (see flashsale/wsgi.py)."""
 
-    def __init__(self, application):
+    def __init__(self, application, *, clock=time.monotonic):
         self.application = application
+        self.clock = clock
         self._answers: dict[str, tuple[float, str, list[tuple[str, str]], bytes]] = {}
         self._refreshing: set[str] = set()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         fresh_for = settings.STOCK_READ_CACHE_MS / 1000
-        if (environ.get("REQUEST_METHOD") != "GET" or fresh_for <= 0 or not STOCK_PATH.fullmatch(path)
-                or not _allowed_host(environ)):
+        if (environ.get("REQUEST_METHOD") != "GET" or fresh_for <= 0 or not settings.STOCK_READ_REPLAY
+                or not STOCK_PATH.fullmatch(path) or not _allowed_host(environ)):
             return self.application(environ, start_response)
-        now = time.monotonic()
+        now = self.clock()
         kept = self._answers.get(path)
         if kept is not None:
             age = now - kept[0]
@@ -75,9 +77,6 @@ class StockReadReplay:
             self._answers[path] = (read_at, status, [(n, v) for n, v in headers if n.lower() not in _NOT_REPLAYED], body)
         start_response(status, headers)
         return [body]
-
-    def forget(self) -> None:
-        self._answers.clear()
 
 
 def _replay(kept, environ, start_response):

@@ -207,6 +207,8 @@ LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
 # The contract allows the figure to be up to 1 s old; two layers may each add this much
 # (the WSGI replay in products.stock_reads and the view's own copy), so it is capped at 500.
 STOCK_READ_CACHE_MS = min(env_int("STOCK_READ_CACHE_MS", 500), 500)
+# Known stock answers replayed before Django (products.stock_reads); off only to measure it.
+STOCK_READ_REPLAY = env_bool("STOCK_READ_REPLAY", True)
 # How long a token's shopper may be answered from the shared cache without a query
 # (flashsale.authentication); deleting the token or deactivating the user drops it at once.
 TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 300)

@@ -32,6 +32,8 @@ STEPS = [
     ("token lookup from the shared cache", {"TOKEN_CACHE_SECONDS": "300"}),
     ("known stock answers replayed before Django (≤ 500 ms copy)",
      {"STOCK_READ_REPLAY": "1", "STOCK_READ_CACHE_MS": "500"}),
+    ("pool of 4 connections per worker instead of 16 (fewer transactions queued on the row)",
+     {"DB_POOL_MAX_SIZE": "4"}),
 ]
 
 

@@ -73,8 +73,9 @@ def database_from_url(url: str) -> dict:
         url,
         conn_max_age=0 if pool_max else env_int("CONN_MAX_AGE", 600),
         # The health check is a `SELECT 1` before every request's first query (~8% of a worker
-        # under purchases). The pool does without it: a connection that broke is discarded when
-        # it is given back, and the error answer sweeps the pool's idle ones (flashsale.db_pool).
+        # under purchases). The pool does without it: a connection that broke (a PostgreSQL
+        # restart) fails the one request that used it (503 unavailable) and is discarded when
+        # given back; tests/test_fault_restarts.py holds that recovery.
         conn_health_checks=env_bool("CONN_HEALTH_CHECKS", not pool_max),
     )
     options = config.setdefault("OPTIONS", {})

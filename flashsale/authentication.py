@@ -42,7 +42,7 @@ class CachedTokenAuthentication(TokenAuthentication):
         cached = cache.get(token_cache_key(key), _MISSING)
         if cached is _MISSING:
             user, token = super().authenticate_credentials(key)  # raises for unknown or inactive
-            cache.set(token_cache_key(key), {f: getattr(user, f) for f in CACHED_FIELDS}, seconds)
+            remember_token(token)
             return user, token
         user = _deferred_user(cached)
         if not user.is_active:  # only reachable if an entry outlived a missed invalidation
@@ -55,6 +55,14 @@ def _deferred_user(columns: dict):
     model = get_user_model()
     names = [f.attname for f in model._meta.concrete_fields if f.attname in columns]  # from_db wants model order
     return model.from_db("default", names, [columns[name] for name in names])
+
+
+def remember_token(token: Token) -> None:
+    """Cache the token's shopper; also called when a token is handed out (POST /api/auth/token/),
+    so a shopper's first purchase after logging in costs no query either."""
+    if settings.TOKEN_CACHE_SECONDS > 0 and token.user.is_active:
+        cache.set(token_cache_key(token.key), {f: getattr(token.user, f) for f in CACHED_FIELDS},
+                  settings.TOKEN_CACHE_SECONDS)
 
 
 def forget_token(key: str) -> None:

@@ -3,7 +3,6 @@
 from decimal import Decimal
 
 from django.utils import timezone
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response

@@ -9,7 +9,6 @@ from flashsale.openapi import INVALID, NO_SUCH_PAGE, STAFF_ERRORS, UNAVAILABLE, 
 from flashsale.serializers import path_id
 from products import selectors, services
 from products.errors import ProductNotFound
-from products.stock_reads import FRESH_READ
 from products.serializers import (
     ProductCreateSerializer,
     ProductSerializer,
@@ -17,6 +16,7 @@ from products.serializers import (
     RestockSerializer,
     StockSerializer,
 )
+from products.stock_reads import FRESH_READ
 
 NOT_FOUND = ((404, "not_found"),)
 

@@ -99,3 +99,13 @@ def test_redis_down_falls_back_to_the_database(token, shopper, settings):
         again, _ = authenticate(token.key)
     assert user.pk == again.pk == shopper.pk
     assert len(queries) == 2  # every request asks the database: slower, never wrong
+
+
+def test_a_token_handed_out_is_cached_for_the_first_purchase(make_user, client):
+    user = make_user(password="pass-word-123")
+    answer = client.post("/api/auth/token/", {"username": user.username, "password": "pass-word-123"},
+                         content_type="application/json")
+    key = answer.json()["token"]
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(key)
+    assert len(queries) == 0

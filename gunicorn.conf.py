@@ -35,13 +35,21 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# The issue-9 hardening may point this at its gevent subclass; everything below holds for it.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # gthread only
+# gevent: sockets (keep-alive ones included) one worker holds at once; a slow client costs a
+# greenlet, not a worker.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 backlog = 4096  # a flash sale opens with thousands of connections at once
 timeout = 30
 graceful_timeout = 10
-keepalive = 5  # used by gthread workers only; sync workers close after each answer
+keepalive = 5  # gthread and gevent keep a client's connection between requests; sync closes it
+# Greenlets and threads share their worker's connections through psycopg's pool (settings:
+# DB_POOL_MAX_SIZE); sync workers keep one persistent connection each instead.
+if worker_class != "sync":
+    os.environ.setdefault("DB_POOL_MAX_SIZE", "16")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -7,6 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flashsale.authentication import remember_token
 from flashsale.errors import InvalidInput
 from flashsale.openapi import error_responses
 from flashsale.ratelimits import enforce_login_limit
@@ -38,4 +39,5 @@ class TokenApi(APIView):
         if user is None or not user.is_active:
             raise InvalidInput("Unable to log in with those credentials.")
         token, _created = Token.objects.get_or_create(user=user)
+        remember_token(token)  # the shopper's next requests authenticate from the cache
         return Response({"token": token.key})

@@ -23,10 +23,14 @@ def current_request_id() -> str:
     return _current.get()
 
 
+def request_id_for(incoming: str) -> str:
+    """The caller's id when it looks like one, else a fresh one."""
+    return incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
+
+
 def request_id_middleware(get_response):
     def middleware(request):
-        incoming = request.headers.get(HEADER, "")
-        request_id = incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_for(request.headers.get(HEADER, ""))
         request.request_id = request_id
         # Not reset on the way out: Django logs "Not Found"/"Internal Server Error" after
         # the middleware returns. `request_finished` clears it once the response is closed.

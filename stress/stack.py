@@ -73,13 +73,13 @@ def stop_session(process: subprocess.Popen, *, timeout: float = 30) -> None:
         process.wait()
 
 
-def _wait_for(base: str, process: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for(base: str, process: subprocess.Popen, timeout: float = 120, *, probe: str = "/api/health/") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before answering")
         try:
-            if httpx.get(f"{base}/api/health/", timeout=2).status_code == 200:
+            if httpx.get(f"{base}{probe}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -2,8 +2,8 @@
 
 Found (see docs/operations-hardening.md, Failure modes):
 - PostgreSQL restart: every answer is 201, 409 or 503 `unavailable` JSON (no 500, no
-  HTML); the same gunicorn workers serve 201s again once it is back (CONN_HEALTH_CHECKS
-  drops the dead connections); re-sending each 503 with its Idempotency-Key settles every
+  HTML); the same gunicorn workers serve 201s again once it is back (the connection pool
+  discards each dead connection after the request it failed); re-sending each 503 with its Idempotency-Key settles every
   request, and the orders match the 201s one for one.
 - Redis stopped: purchases go on (201/409 only), health says `degraded`, rate limits are
   off; they are back as soon as Redis is.

@@ -311,3 +311,18 @@ def _advisory_lock_held(name: str):
             yield
         finally:
             other.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+
+
+def test_the_purchase_answer_is_the_order_serializer_s_object(buyer, make_product):
+    from orders.api import order_answer
+    from orders.models import Order
+    from orders.serializers import OrderSerializer
+    from orders.services import cancel_order
+
+    product = make_product(stock=5, price="12.50")
+    created = buy(buyer, product.pk, 2)
+    assert created.status_code == 201
+    order = Order.objects.get(pk=created.json()["id"])
+    assert created.json() == OrderSerializer(order).data == order_answer(order)
+    cancelled = cancel_order(order=order)
+    assert order_answer(cancelled) == OrderSerializer(cancelled).data

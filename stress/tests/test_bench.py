@@ -2,7 +2,7 @@
 
 import os
 
-from stress import bench
+from stress import bench, bench_cpu, bench_pgbench, bench_report
 
 
 def run(per_s, cpu_app):
@@ -11,35 +11,67 @@ def run(per_s, cpu_app):
 
 
 def test_medians_of_the_repeats():
-    summary = bench.median_of([run(100, 3.0), run(300, 1.0), run(200, 2.0)])
+    summary = bench_report.median_of([run(100, 3.0), run(300, 1.0), run(200, 2.0)])
     assert (summary["per_s"], summary["p99_ms"], summary["cpu_ms_per_answer"]["app"]) == (200, 40, 2.0)
 
 
 def test_cpu_of_a_process_tree_is_counted():
     sum(range(2_000_000))
-    assert bench.tree_cpu_seconds(os.getpid()) > 0
+    assert bench_cpu.tree_cpu_seconds(os.getpid()) > 0
+
+
+def test_the_meter_has_no_app_side_without_a_server():
+    with bench_cpu.cpu_meter(None) as used:
+        sum(range(200_000))
+    assert set(used) == {"database", "load_generator"} and used["load_generator"] >= 0
+
+
+def results():
+    r = {
+        "machine": {"cores": 2, "platform": "Linux", "python": "3.11", "load_average_at_start": (1.0, 1.0, 1.0),
+                    "gunicorn": {"workers": 3, "worker_class": "gevent", "threads": 1, "worker_connections": 1000,
+                                 "keepalive": 5, "db_pool_max_size": 16}},
+        "seconds_per_load": 3.0, "repeats": 3, "client_counts": [16, 64], "read_clients": 64,
+        "purchases": {16: run(800, 1.2), 64: run(600, 1.3)},
+        "purchases_limited": {16: run(760, 1.3), 64: run(570, 1.4)},
+        "pgbench": {16: {**run(400, 0), "cpu_ms_per_answer": {"database": 2.0, "load_generator": 0.2}},
+                    64: {**run(200, 0), "cpu_ms_per_answer": {"database": 4.0, "load_generator": 0.3}}},
+        "sold_out": run(1500, 0.5), "stock_reads": run(3000, 0.3),
+        "bare_view": run(2800, 0.3), "bare_view_gthread": run(2500, 0.4),
+        "burst": {**run(0, 5), "wall_s": 0.9, "in_flight": 500, "sold": 100, "oversold": 0, "passed": True},
+        "stats": {"skipped": "no bench_stats"},
+        "total_seconds": 90.0,
+    }
+    r["headline"] = bench_report.headline(r)
+    return r
+
+
+def test_headline_ratios_come_from_the_same_run():
+    h = results()["headline"]
+    assert h["purchases_over_pgbench"] == {16: 2.0, 64: 3.0}
+    assert h["limiter_on_over_off"] == {16: 0.95, 64: 0.95}
+    assert (h["sold_out_over_stock_reads"], h["stock_reads_over_bare_gthread"]) == (0.5, 1.2)
+    assert h["app_cpu_ms_per_purchase"] == {16: 1.2, 64: 1.3} and h["app_cpu_ms_per_sold_out"] == 0.5
 
 
 def test_report_renders_every_measurement_and_says_when_stats_were_skipped():
-    results = {
-        "machine": {"cores": 2, "platform": "Linux", "python": "3.11", "load_average_at_start": (1.0, 1.0, 1.0),
-                    "gunicorn": {"workers": 5, "worker_class": "sync", "threads": 1}},
-        "seconds_per_load": 3.0, "repeats": 3, "client_counts": [16, 64],
-        "purchases": {16: run(80, 12), 64: run(60, 12)},
-        "pgbench": {16: {**run(400, 0), "cpu_ms_per_answer": {"database": 2.0, "load_generator": 0.2}},
-                    64: {**run(200, 0), "cpu_ms_per_answer": {"database": 4.0, "load_generator": 0.3}}},
-        "sold_out": run(150, 5), "stock_reads": run(400, 2),
-        "burst": {**run(0, 5), "wall_s": 9.5, "sold": 100, "oversold": 0, "passed": True},
-        "stats": {"skipped": "no bench_stats"},
-        "headline": {"purchases_over_pgbench": 0.2, "by_client_count": {16: 0.2, 64: 0.3},
-                     "sold_out_over_stock_reads": 0.38},
-        "total_seconds": 90.0,
-    }
-    text = bench.markdown(results)
-    for needle in ["(a) purchases over HTTP", "(b) the same transaction in pgbench", "(c) sold-out answers",
-                   "(d) stock endpoint reads", "(e) burst", "0.20 of the pgbench ceiling", "on 2 cores",
-                   "skipped — no bench_stats", "| – / 2.00 / 0.20 |"]:
-        assert needle in text
+    text = bench_report.markdown(results())
+    for needle in ["(a) purchases over HTTP", "(b) the same transaction in pgbench", "rate limiter on",
+                   "(c) sold-out answers", "(d) stock endpoint reads", "bare Django view, gthread 3 × 4",
+                   "bare Django view, same server", "500 in flight", "16 clients: 2.00", "on 2 cores",
+                   "3 × gevent", "skipped — no bench_stats", "| – / 2.00 / 0.20 |"]:
+        assert needle in text, needle
+
+
+def test_the_pgbench_script_is_one_purchase_transaction():
+    script = bench_pgbench.PGBENCH_PURCHASE
+    assert script.count("BEGIN;") == script.count("COMMIT;") == 1
+    assert "FOR NO KEY UPDATE" in script and "INSERT INTO orders_order" in script
+
+
+def test_the_floor_compared_against_is_gthread_three_by_four_with_keep_alive():
+    conf = bench.gunicorn_configuration(bench.GTHREAD_FLOOR)
+    assert (conf["worker_class"], conf["workers"], conf["threads"]) == ("gthread", 3, 4) and conf["keepalive"] > 0
 
 
 def test_latency_percentiles_are_nearest_rank():

@@ -1,0 +1,111 @@
+"""Token authentication from the shared cache: no query per request, and never a stale yes."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+
+from flashsale.authentication import CachedTokenAuthentication, token_cache_key
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def token(shopper):
+    return Token.objects.create(user=shopper)
+
+
+def authenticate(key):
+    return CachedTokenAuthentication().authenticate_credentials(key)
+
+
+def test_a_known_token_costs_no_query_after_the_first(token, shopper):
+    assert authenticate(token.key)[0].pk == shopper.pk  # reads the database, fills the cache
+    with CaptureQueriesContext(connection) as queries:
+        user, auth = authenticate(token.key)
+    assert len(queries) == 0
+    assert (user.pk, user.username, user.is_active, user.is_staff) == (shopper.pk, shopper.username, True, False)
+    assert auth.key == token.key and auth.user_id == shopper.pk
+
+
+def test_the_rest_of_the_user_loads_on_use(token, shopper):
+    authenticate(token.key)
+    user, _ = authenticate(token.key)
+    assert user.email == shopper.email and user.date_joined == shopper.date_joined
+
+
+def test_a_deleted_token_is_refused_at_once(token, client_for, shopper):
+    authenticate(token.key)
+    token.delete()
+    assert cache.get(token_cache_key(token.key)) is None
+    with pytest.raises(AuthenticationFailed):
+        authenticate(token.key)
+
+
+def test_a_deleted_token_is_refused_by_the_api(shopper, client_for):
+    client = client_for(shopper)
+    assert client.get("/api/orders/").status_code == 200  # cached now
+    Token.objects.filter(user=shopper).delete()  # a queryset delete sends the signals too
+    refused = client.get("/api/orders/")
+    assert refused.status_code == 401 and refused.json()["code"] == "not_authenticated"
+
+
+def test_a_deactivated_user_is_refused_at_once(shopper, client_for):
+    client = client_for(shopper)
+    assert client.get("/api/orders/").status_code == 200
+    shopper.is_active = False
+    shopper.save()
+    refused = client.get("/api/orders/")
+    assert refused.status_code == 401 and refused.json()["code"] == "not_authenticated"
+
+
+def test_a_promotion_to_staff_is_seen_at_once(shopper, client_for):
+    client = client_for(shopper)
+    assert client.get("/api/stats/").status_code == 403
+    shopper.is_staff = True
+    shopper.save(update_fields=["is_staff"])
+    assert client.get("/api/stats/").status_code == 200
+
+
+def test_a_login_does_not_drop_the_entry(token, shopper):
+    authenticate(token.key)
+    shopper.save(update_fields=["last_login"])
+    assert cache.get(token_cache_key(token.key)) is not None
+
+
+def test_an_unknown_token_is_refused_and_not_cached(db):
+    with pytest.raises(AuthenticationFailed):
+        authenticate("0" * 40)
+    assert cache.get(token_cache_key("0" * 40)) is None
+
+
+def test_the_cache_can_be_turned_off(token, settings):
+    settings.TOKEN_CACHE_SECONDS = 0
+    authenticate(token.key)
+    assert cache.get(token_cache_key(token.key)) is None
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(token.key)
+    assert len(queries) == 1
+
+
+def test_redis_down_falls_back_to_the_database(token, shopper, settings):
+    from flashsale.settings.base import redis_cache
+
+    settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0")}  # nothing listens there
+    with CaptureQueriesContext(connection) as queries:
+        user, _ = authenticate(token.key)
+        again, _ = authenticate(token.key)
+    assert user.pk == again.pk == shopper.pk
+    assert len(queries) == 2  # every request asks the database: slower, never wrong
+
+
+def test_a_token_handed_out_is_cached_for_the_first_purchase(make_user, client):
+    user = make_user(password="pass-word-123")
+    answer = client.post("/api/auth/token/", {"username": user.username, "password": "pass-word-123"},
+                         content_type="application/json")
+    key = answer.json()["token"]
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(key)
+    assert len(queries) == 0

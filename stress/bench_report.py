@@ -1,0 +1,116 @@
+"""The report writer of `make bench`: medians of the repeats, docs/benchmarks.md and .json."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+SIDES = ("app", "database", "load_generator")
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The median of each number over the repeats (p99 too: the median run's tail, not the worst)."""
+    summary = {key: round(statistics.median(run[key] for run in runs), 2) for key in ("per_s", "p50_ms", "p99_ms")}
+    summary["server_errors"] = sum(run.get("server_errors", 0) for run in runs)
+    summary["cores_busy"] = round(statistics.median(run["cores_busy"] for run in runs), 2)
+    summary["cpu_ms_per_answer"] = {side: round(statistics.median(run["cpu_ms_per_answer"][side] for run in runs), 3)
+                                    for side in runs[0]["cpu_ms_per_answer"]}
+    return summary
+
+
+def headline(r: dict) -> dict:
+    """The ratios the issue's goals are stated in, all from this one run."""
+    counts = r["client_counts"]
+
+    def ratio(a, b):
+        return round(a / b, 2) if b else None
+
+    return {
+        "purchases_over_pgbench": {c: ratio(r["purchases"][c]["per_s"], r["pgbench"][c]["per_s"]) for c in counts},
+        "limiter_on_over_off": {c: ratio(r["purchases_limited"][c]["per_s"], r["purchases"][c]["per_s"]) for c in counts},
+        "sold_out_over_stock_reads": ratio(r["sold_out"]["per_s"], r["stock_reads"]["per_s"]),
+        "stock_reads_over_bare_gthread": ratio(r["stock_reads"]["per_s"], r["bare_view_gthread"]["per_s"]),
+        "stock_reads_over_bare_same_server": ratio(r["stock_reads"]["per_s"], r["bare_view"]["per_s"]),
+        "app_cpu_ms_per_purchase": {c: r["purchases"][c]["cpu_ms_per_answer"]["app"] for c in counts},
+        "app_cpu_ms_per_sold_out": r["sold_out"]["cpu_ms_per_answer"]["app"],
+        "burst_wall_s": r["burst"]["wall_s"],
+    }
+
+
+def _row(label: str, clients, result: dict, rate: str) -> str:
+    cpu = result["cpu_ms_per_answer"]
+    split = " / ".join(f"{cpu[side]:.2f}" if side in cpu else "–" for side in SIDES)
+    return f"| {label} | {clients} | {rate} | {result['p50_ms']} | {result['p99_ms']} | {split} | {result['cores_busy']} |"
+
+
+def table(r: dict) -> list[str]:
+    rows = [
+        "| measurement | clients | per second | p50 ms | p99 ms | CPU ms per answer: app / database / load generator | cores busy |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for clients in r["client_counts"]:
+        a, b, limited = r["purchases"][clients], r["pgbench"][clients], r["purchases_limited"][clients]
+        rows.append(_row("(a) purchases over HTTP, one hot product", clients, a, f"{a['per_s']:,.0f}"))
+        rows.append(_row("(b) the same transaction in pgbench", clients, b, f"{b['per_s']:,.0f}"))
+        rows.append(_row("(a') (a) with the rate limiter on, never refusing", clients, limited, f"{limited['per_s']:,.0f}"))
+    clients = r["read_clients"]
+    c, d, e = r["sold_out"], r["stock_reads"], r["burst"]
+    rows.append(_row("(c) sold-out answers", clients, c, f"{c['per_s']:,.0f}"))
+    rows.append(_row("(d) stock endpoint reads", clients, d, f"{d['per_s']:,.0f}"))
+    rows.append(_row("(d') floor: bare Django view, same server configuration", clients, r["bare_view"],
+                     f"{r['bare_view']['per_s']:,.0f}"))
+    rows.append(_row("(d'') floor: bare Django view, gthread 3 × 4 keep-alive", clients, r["bare_view_gthread"],
+                     f"{r['bare_view_gthread']['per_s']:,.0f}"))
+    rows.append(_row(f"(e) burst: 2000 buyers / 100 units, {e['in_flight']} in flight", e["in_flight"], e,
+                     f"{e['wall_s']} s wall"))
+    return rows
+
+
+def markdown(r: dict) -> str:
+    m, h, e = r["machine"], r["headline"], r["burst"]
+    g = m["gunicorn"]
+    stats = r["stats"]
+    stats_line = (f"(f) stats at 100,000 orders: skipped — {stats['skipped']}." if "skipped" in stats
+                  else f"(f) stats at {stats['orders']:,} orders (`GET /api/stats/`'s selector): median "
+                       f"{stats['stats_median_ms']} ms (min {stats['stats_min_ms']}, max {stats['stats_max_ms']}, "
+                       f"{stats['runs']} runs); the whole dashboard page's queries {stats['dashboard_median_ms']} ms.")
+
+    def by_count(values: dict) -> str:
+        return ", ".join(f"{c} clients: {v:.2f}" for c, v in values.items())
+
+    return "\n".join([
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {m['cores']} cores ({m['platform']}, Python {m['python']}), gunicorn "
+        f"{g['workers']} × {g['worker_class']} workers ({g['threads']} thread(s), {g['worker_connections']} "
+        f"connections, keep-alive {g['keepalive']} s, database pool up to {g['db_pool_max_size']} per worker), "
+        f"embedded PostgreSQL and Redis, rate limits off unless said; the load generator (aiohttp, keep-alive) "
+        f"shares the same cores. Each load ran {r['seconds_per_load']:g} s, {r['repeats']} times interleaved "
+        f"with the loads it is compared with; the table gives medians. Load average at the start: "
+        f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}.",
+        "",
+        *table(r),
+        "",
+        f"**Headline: purchases over HTTP / the pgbench ceiling of the same transaction: "
+        f"{by_count(h['purchases_over_pgbench'])}.**",
+        f"Sold-out answers run at {h['sold_out_over_stock_reads']:.2f} × stock reads. Stock reads run at "
+        f"{h['stock_reads_over_bare_gthread']:.2f} × the bare Django view on gthread 3 × 4 keep-alive and "
+        f"{h['stock_reads_over_bare_same_server']:.2f} × the bare view on the shop's own server configuration.",
+        f"Rate limiter on (limits never reached) / off: {by_count(h['limiter_on_over_off'])}.",
+        f"App CPU per purchase {', '.join(f'{v:.2f} ms ({c} clients)' for c, v in h['app_cpu_ms_per_purchase'].items())}; "
+        f"per sold-out answer {h['app_cpu_ms_per_sold_out']:.2f} ms.",
+        f"Burst: {e['sold']} sold, {e['oversold']} oversold, {e['server_errors']} answers 5xx, verdict "
+        f"{'PASS' if e['passed'] else 'FAIL'}, {e['wall_s']} s wall with {e['in_flight']} requests in flight.",
+        "",
+        stats_line,
+        "",
+        f"Total bench time {r['total_seconds']} s. Raw numbers: `docs/benchmarks.json`.",
+        "",
+    ])
+
+
+def write(out: Path, results: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))

@@ -36,12 +36,22 @@ import os
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 backlog = 4096  # a flash sale opens with thousands of connections at once
 timeout = 30
 graceful_timeout = 10
 keepalive = 5  # used by gthread workers only; sync workers close after each answer
+
+# HTTP edges (docs/http-edges.md): gunicorn's gevent worker with deadlines, so a slow or
+# silent client holds a greenlet, never a worker. REQUEST_HEAD_TIMEOUT (seconds, default 10)
+# bounds the request line and headers (flashsale.gunicorn_worker), REQUEST_BODY_TIMEOUT
+# (default 10) an announced body (flashsale.request_body); both are read from the env.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flashsale.gunicorn_worker.ShopGeventWorker")
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+if "gevent" in worker_class.lower():
+    # Greenlets are short-lived: a persistent connection per greenlet would be left open
+    # when it ends. (A connection pool is the better cure; until then, one per request.)
+    os.environ.setdefault("CONN_MAX_AGE", "0")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -1,7 +1,13 @@
+"""The WSGI application gunicorn serves: Django, behind the request-body gate (flashsale.request_body)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from flashsale.request_body import RequestBodyGate  # noqa: E402  (needs the settings configured above)
+
+application = RequestBodyGate(django_application)

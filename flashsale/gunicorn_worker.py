@@ -160,7 +160,7 @@ class ShopGeventWorker(GeventWorker):
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                 self.log.exception("Socket error processing request.")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (as gunicorn's own loop: every failure is answered)
             self.handle_error(req, client, addr, exc)
         finally:
             util.close(client)
@@ -207,7 +207,7 @@ def _linger(client, *, seconds: float = 2.0, max_bytes: int = 256 * 1024) -> Non
         client.settimeout(left)
         try:
             data = client.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return
         if not data:
             return

@@ -22,7 +22,6 @@ connection closed, since the rest of the body is unread):
 
 import io
 import json
-import socket
 import sys
 import time
 
@@ -103,12 +102,12 @@ class RequestBodyGate:
                         break
                     parts.append(part)
                     received += len(part)
-        except (_BodyDeadline, socket.timeout):
+        except (TimeoutError, _BodyDeadline):
             raise BodyRefused("408 Request Timeout",
                               f"The request body did not arrive within {self.timeout:g} seconds.") from None
         except OSError:
             raise  # the client is gone: nothing to answer
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (gunicorn's framing errors share no base class)
             # gunicorn's own framing errors (InvalidChunkSize, ChunkMissingTerminator, ...)
             raise BodyRefused("400 Bad Request", f"The chunked body is malformed: {type(exc).__name__}.") from None
         if received > self.max_bytes:

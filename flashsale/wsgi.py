@@ -8,6 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
 
 django_application = get_wsgi_application()
 
-from flashsale.request_body import RequestBodyGate  # noqa: E402  (needs the settings configured above)
+from flashsale.request_body import RequestBodyGate
 
 application = RequestBodyGate(django_application)

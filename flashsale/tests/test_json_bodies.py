@@ -64,13 +64,13 @@ def hostile_bodies(draw, fields: list[str]) -> str:
     if shape == "at-a-field":
         return json.dumps({field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', deep)
     if shape == "beside-a-field":
-        return '{"%s": [], "other": %s}' % (field, deep)
+        return f'{{"{field}": [], "other": {deep}}}'
     if shape == "wide":
         members = ", ".join(f'"k{i}": {_nest(i % 5, units)}' for i in range(width))
-        return '{%s, "%s": %s}' % (members, field, deep)
+        return f'{{{members}, "{field}": {deep}}}'
     if shape == "wide-array":
         return "[" + ", ".join([deep] * min(width, 200)) + "]"
-    return '{"%s": 1, "%s": 2, "deep": %s}' % (field, field, deep)
+    return f'{{"{field}": 1, "{field}": 2, "deep": {deep}}}'
 
 
 @pytest.mark.django_db
@@ -92,7 +92,7 @@ def test_no_json_body_reaches_a_500_on_any_json_endpoint(client_for, staff, shop
         @given(body=hostile_bodies(fields), who=st.sampled_from([0, 1]))
         @settings(max_examples=25, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
-        def check(body, who):
+        def check(body, who, method=method, url=url, path=path):
             if '"product_id"' in body:
                 body = body.replace('"product_id": 1', f'"product_id": {order_target.pk}')
             response = clients[who].generic(method, url, body, content_type="application/json")
@@ -135,7 +135,7 @@ def test_depth_is_counted_exactly(client_for, shopper, make_product):
     client = client_for(shopper)
 
     def post(depth):
-        body = '{"product_id": %d, "quantity": %s}' % (product.pk, _nest(depth - 1, [("[", "]")]))
+        body = f'{{"product_id": {product.pk}, "quantity": {_nest(depth - 1, [("[", "]")])}}}'
         return client.generic("POST", "/api/orders/", body, content_type="application/json").json()
 
     at_limit, past_limit = post(MAX_JSON_DEPTH), post(MAX_JSON_DEPTH + 1)

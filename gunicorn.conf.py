@@ -35,8 +35,11 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-# The issue-9 hardening may point this at its gevent subclass; everything below holds for it.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+# HTTP edges (docs/http-edges.md): gunicorn's gevent worker with deadlines, so a slow or
+# silent client holds a greenlet, never a worker. REQUEST_HEAD_TIMEOUT (seconds, default 10)
+# bounds the request line and headers (flashsale.gunicorn_worker), REQUEST_BODY_TIMEOUT
+# (default 10) an announced body (flashsale.request_body); both are read from the env.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flashsale.gunicorn_worker.ShopGeventWorker")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # gthread only
 # gevent: sockets (keep-alive ones included) one worker holds at once; a slow client costs a

@@ -1,4 +1,5 @@
-"""The WSGI application gunicorn serves: Django, behind the stock endpoint's replay (products.stock_reads)."""
+"""The WSGI application gunicorn serves: Django behind the request-body gate (flashsale.request_body),
+behind the stock endpoint's replay (products.stock_reads), which answers known reads before any of it."""
 
 import os
 
@@ -8,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
 
 django_application = get_wsgi_application()
 
-from products.stock_reads import StockReadReplay  # noqa: E402  (needs the settings configured above)
+from flashsale.request_body import RequestBodyGate  # noqa: E402  (needs the settings configured above)
+from products.stock_reads import StockReadReplay  # noqa: E402
 
-application = StockReadReplay(django_application)
+application = StockReadReplay(RequestBodyGate(django_application))

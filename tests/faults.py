@@ -30,6 +30,9 @@ def buy(base: str, token: str, product_id: int, *, quantity: int = 1, key: str |
 def backends(where: str) -> list[tuple]:
     """(pid, application_name, wait_event) of this database's sessions matching `where`."""
     with connection.cursor() as cursor:
+        # Inside a transaction pg_stat_activity is a snapshot taken at its first read; a test
+        # that polls while holding a lock would otherwise see that first snapshot for ever.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT pid, application_name, wait_event FROM pg_stat_activity "
             f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"

@@ -37,7 +37,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "flashsale.trailing_slash.CommonMiddlewareWithoutApiRedirects",  # no 301 under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -161,6 +161,9 @@ LOGOUT_REDIRECT_URL = "/"
 # API bodies are a few hundred bytes; refuse anything large before parsing it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+# A body announced (or chunked) must arrive whole within this many seconds, else 408
+# (flashsale.request_body; the request head's deadline is the worker's, flashsale.gunicorn_worker).
+REQUEST_BODY_TIMEOUT = env_int("REQUEST_BODY_TIMEOUT", 10)
 
 REST_FRAMEWORK = {
     # Token first: its `WWW-Authenticate` header makes DRF answer 401 (not 403) to
@@ -171,7 +174,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["flashsale.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "flashsale.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "flashsale.api_errors.api_exception_handler",

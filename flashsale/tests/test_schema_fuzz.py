@@ -50,8 +50,8 @@ def _fuzz(operation, mode, base, headers, role) -> list[str]:
     def run(case):
         response = case.call(base_url=base, headers=headers)
         if response.status_code == 414:
-            # gunicorn refuses request lines over 4094 bytes itself, before Django runs;
-            # outside the API (see docs/operations-hardening.md, Hostile input).
+            # gunicorn refuses request lines over 4094 bytes itself, before Django runs (JSON,
+            # but not in the schema: see docs/http-edges.md).
             return
         case.validate_response(response, checks=CHECKS)
 

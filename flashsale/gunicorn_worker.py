@@ -1,0 +1,214 @@
+"""gunicorn's gevent worker, with deadlines for slow clients and the contract's JSON for refusals.
+
+`worker_class = "flashsale.gunicorn_worker.ShopGeventWorker"` (gunicorn.conf.py). What it
+adds to gunicorn's GeventWorker (docs/http-edges.md has the whole picture):
+
+- **A deadline for the request head.** From the moment the worker waits for a request on
+  a connection until the blank line after its headers: REQUEST_HEAD_TIMEOUT seconds
+  (default 10). A connection that sent nothing in that time (a new one, or an idle
+  keep-alive one) is closed silently; one that sent part of a request gets `408` (JSON
+  under /api/) and is closed. gunicorn's own gevent worker bounds this wait by `keepalive`
+  only when keep-alive is on, and ends it silently.
+- **Refusals made before Django are JSON under /api/**: header block too large (431),
+  request line too long (414), malformed request line or header, control characters,
+  conflicting Content-Length / Transfer-Encoding (400), unknown transfer coding (501).
+  The request target is read from the bytes received so far, so this works even when
+  gunicorn gave up before it built a request. Elsewhere gunicorn's HTML stays.
+- **A body left unread is not drained for ever.** When the application answered without
+  reading the whole body (flashsale.request_body refuses a too-large one from its
+  Content-Length), the connection closes after a lingering close (at most 2 s and 256 KiB
+  read and dropped, so the client can read the answer before the socket goes away).
+
+The body's own deadline (REQUEST_BODY_TIMEOUT) is kept by flashsale.request_body, a WSGI
+middleware, which reads the body before Django does.
+
+Slow clients cost a greenlet each, not a worker: gunicorn's `worker_connections` (1000 per
+worker by default) bounds how many one worker holds. TLS and HTTP/2 are left to gunicorn's
+own code paths (they end at the proxy in the shipped stacks).
+"""
+
+import errno
+import os
+import socket
+import time
+from urllib.parse import urlsplit
+
+import gevent
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.http.message import Request
+from gunicorn.http.parser import RequestParser
+from gunicorn.workers.ggevent import GeventWorker
+
+REQUEST_HEAD_TIMEOUT = float(os.environ.get("REQUEST_HEAD_TIMEOUT", "10"))
+# Enough of a request's first bytes to read its target from.
+_HEAD_SAMPLE = 8192
+
+
+class RequestHeadTimeout(Exception):
+    """The request line and headers did not arrive within REQUEST_HEAD_TIMEOUT."""
+
+
+class ShopRequest(Request):
+    """gunicorn's Request, remembering the first bytes of its head.
+
+    When parsing fails or times out, gunicorn has no request object to ask for the path;
+    those bytes tell whether the client was talking to /api/.
+    """
+
+    def __init__(self, cfg, unreader, peer_addr, req_number=1):
+        self.head_seen = bytearray()
+        try:
+            super().__init__(cfg, unreader, peer_addr, req_number)
+        except BaseException as exc:
+            exc.head_seen = bytes(self.head_seen)
+            raise
+
+    def read_into(self, unreader, buf, stop=False):
+        before = len(buf)
+        super().read_into(unreader, buf, stop)
+        if len(self.head_seen) < _HEAD_SAMPLE:
+            self.head_seen += buf[before:before + _HEAD_SAMPLE - len(self.head_seen)]
+
+
+class ShopRequestParser(RequestParser):
+    mesg_class = ShopRequest
+
+
+def request_target(head: bytes) -> str:
+    """The path of the request line in `head` (possibly cut short), or ''."""
+    line = head.lstrip(b"\r\n").split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    if len(parts) < 2:
+        return ""
+    target = parts[1].decode("latin-1")
+    if target.startswith(("http://", "https://")):
+        return urlsplit(target).path
+    return target
+
+
+def _refusal_status(exc) -> tuple[str, str]:
+    """(status line, detail) for gunicorn's refusal of a request it could not parse."""
+    if isinstance(exc, http_errors.LimitRequestLine):
+        return "414 URI Too Long", "The request line is too long."
+    if isinstance(exc, http_errors.LimitRequestHeaders):
+        return "431 Request Header Fields Too Large", "The request headers are too large."
+    if isinstance(exc, http_errors.UnsupportedTransferCoding):
+        return "501 Not Implemented", "Only the chunked transfer coding is supported."
+    if isinstance(exc, http_errors.ExpectationFailed):
+        return "417 Expectation Failed", "Only 'Expect: 100-continue' is supported."
+    if isinstance(exc, http_errors.ForbiddenProxyRequest):
+        return "403 Forbidden", "Request forbidden."
+    if isinstance(exc, (http_errors.InvalidChunkSize, http_errors.ChunkMissingTerminator,
+                        http_errors.InvalidChunkExtension)):
+        return "400 Bad Request", "The chunked body is malformed."
+    if isinstance(exc, (http_errors.InvalidRequestLine, http_errors.InvalidRequestMethod,
+                        http_errors.InvalidHTTPVersion)):
+        return "400 Bad Request", "The request line is malformed."
+    if isinstance(exc, (http_errors.InvalidHeader, http_errors.InvalidHeaderName, http_errors.ObsoleteFolding)):
+        return "400 Bad Request", ("A request header is malformed, or Content-Length and "
+                                   "Transfer-Encoding do not agree.")
+    return "400 Bad Request", "The request is not valid HTTP."
+
+
+def _is_client_error(exc) -> bool:
+    # A response header the application made up is the application's fault (gunicorn: 500).
+    return isinstance(exc, http_errors.ParseException) and not isinstance(
+        exc, (http_errors.ConfigurationProblem, http_errors.InvalidResponseHeader,
+              http_errors.InvalidResponseHeaderName))
+
+
+def _body_left_unread(req) -> bool:
+    body = getattr(req, "body", None)
+    if body is None:
+        return False
+    reader = body.reader
+    return bool(body.failed or getattr(reader, "length", 0) or getattr(reader, "parser", None))
+
+
+class ShopGeventWorker(GeventWorker):
+
+    def handle(self, listener, client, addr):
+        if self.cfg.is_ssl:
+            return super().handle(listener, client, addr)
+        client.setblocking(1)
+        parser = ShopRequestParser(self.cfg, client, addr)
+        listener_name = listener.getsockname()
+        req = None
+        try:
+            while True:
+                req = None
+                with gevent.Timeout(REQUEST_HEAD_TIMEOUT, RequestHeadTimeout):
+                    req = next(parser)
+                if not req:
+                    break
+                self.handle_request(listener_name, req, client, addr)
+                if not self.cfg.keepalive:
+                    break
+                if _body_left_unread(req):
+                    # gunicorn would drain it, unbounded, before reading the next request.
+                    _linger(client)
+                    break
+        except (StopIteration, http_errors.NoMoreData):
+            pass  # the client closed, or the answer said Connection: close
+        except RequestHeadTimeout as exc:
+            head = getattr(exc, "head_seen", b"")
+            if head:  # silence on an idle connection is not worth an answer
+                self.log.info("Request head not complete within %gs from ip=%s", REQUEST_HEAD_TIMEOUT, addr[0])
+                self._refuse(client, request_target(head), "408 Request Timeout",
+                             f"The request headers did not arrive within {REQUEST_HEAD_TIMEOUT:g} seconds.")
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except Exception as exc:  # noqa: BLE001  (as gunicorn's own loop: every failure is answered)
+            self.handle_error(req, client, addr, exc)
+        finally:
+            util.close(client)
+
+    def handle_error(self, req, client, addr, exc):
+        known = req if req is not None else getattr(exc, "req", None)
+        path = getattr(known, "path", None) or request_target(getattr(exc, "head_seen", b""))
+        if not path.startswith("/api/"):
+            return super().handle_error(req, client, addr, exc)
+        if _is_client_error(exc):
+            status, detail = _refusal_status(exc)
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+            self._refuse(client, path, status, detail)
+        else:
+            self.log.exception("Error handling request %s", path)
+            self._refuse(client, path, "500 Internal Server Error", "Something went wrong on our side.",
+                         code="server_error")
+
+    def _refuse(self, client, path: str, status: str, detail: str, *, code: str = "invalid") -> None:
+        from flashsale.request_body import refusal_response
+
+        status, headers, body = refusal_response(path, status, detail, code=code)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        try:
+            util.write_nonblock(client, f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body)
+            _linger(client)
+        except OSError:
+            self.log.debug("Failed to send the refusal.")
+
+
+def _linger(client, *, seconds: float = 2.0, max_bytes: int = 256 * 1024) -> None:
+    """Read and drop what the client is still sending before closing (a lingering close).
+
+    Closing a socket with unread bytes makes the kernel send a reset, and the client may
+    then lose the refusal it has not read yet (seen with an over-long request line).
+    """
+    client.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + seconds
+    dropped = 0
+    while dropped < max_bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        client.settimeout(left)
+        try:
+            data = client.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            return
+        dropped += len(data)

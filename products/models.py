@@ -25,10 +25,6 @@ def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
 
 
 class ProductQuerySet(models.QuerySet):
-    def in_shop(self):
-        """Products a shopper may see and buy: everything but the race lab's scratch rows."""
-        return self.filter(is_lab=False)
-
     def in_window(self, now=None):
         """Sales open right now (active or sold out): `sale_status`'s window rule in SQL."""
         not_started, over = _window_conditions(now or timezone.now())
@@ -64,8 +60,6 @@ class Product(models.Model):
     )
     sale_starts_at = models.DateTimeField(null=True, blank=True)
     sale_ends_at = models.DateTimeField(null=True, blank=True)
-    # Scratch products of the race lab: never listed, never sold through the shop.
-    is_lab = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,7 +86,7 @@ class Product(models.Model):
                 name="product_sale_ends_after_start",
             ),
         ]
-        indexes = [models.Index(fields=["is_lab", "sale_starts_at"], name="product_shop_listing")]
+        indexes = [models.Index(fields=["sale_starts_at", "id"], name="product_listing")]
 
     def __str__(self) -> str:
         return self.name

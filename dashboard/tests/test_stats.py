@@ -20,21 +20,17 @@ def backdate(order, **delta):
 
 @pytest.fixture
 def shop(make_product, make_user):
-    """Two shop products, one lab product, and orders of every kind."""
+    """Two products and orders of every kind."""
     alice, bob = make_user("alice"), make_user("bob")
     kettle = make_product(name="Kettle", price="10.00", stock=100)
     lamp = make_product(name="Lamp", price="25.00", stock=100)
-    lab = make_product(name="Lab scratch", price="10.00", stock=100)
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
 
     purchase(user=alice, product_id=kettle.pk, quantity=2)                  # today, 20.00
     purchase(user=bob, product_id=lamp.pk, quantity=1)                      # today, 25.00
     cancel_order(order=purchase(user=bob, product_id=kettle.pk, quantity=3).order)  # cancelled: never counts
     backdate(purchase(user=alice, product_id=lamp.pk, quantity=1).order, days=3)    # 3 days ago, 25.00
     backdate(purchase(user=bob, product_id=kettle.pk, quantity=1).order, days=10)   # 10 days ago, 10.00
-    # The race lab writes its own orders on lab products; they must not count either.
-    Order.objects.create(user=alice, product=lab, quantity=5, unit_price=Decimal("10.00"), remaining_stock=95)
-    return {"kettle": kettle, "lamp": lamp, "lab": lab}
+    return {"kettle": kettle, "lamp": lamp}
 
 
 def test_summary_counts_confirmed_shop_orders_in_the_window(shop, django_assert_max_num_queries):
@@ -143,7 +139,6 @@ def test_the_whole_dashboard_is_a_handful_of_queries(shop, django_assert_max_num
     with django_assert_max_num_queries(8):
         stats = dashboard_stats(StatsFilter(days=7))
     assert stats["units_sold"] == 4
-    assert all(order.product.is_lab is False for order in stats["recent_orders"])
     assert {row["product"].name for row in stats["sales"]} == {"Kettle", "Lamp"}
 
 

@@ -21,18 +21,15 @@ def detail_url(product):
     return reverse("products:detail", kwargs={"slug": product.slug})
 
 
-def test_sale_list_shows_shop_products_and_hides_lab_ones(client, make_product):
+def test_sale_list_shows_the_shop_products(client, make_product):
     on_sale = make_product(name="Red Kettle", stock=7)
     upcoming = make_product(name="Blue Lamp", starts_in=timedelta(hours=2))
-    lab = make_product(name="Lab Scratch")
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
 
     response = client.get("/")
 
     assert response.status_code == 200
     html = response.content.decode()
     assert "Red Kettle" in html and "Blue Lamp" in html
-    assert "Lab Scratch" not in html
     assert html.index("Red Kettle") < html.index("Blue Lamp")  # open sales first
     assert 'data-countdown datetime="' in html
     assert on_sale.slug in html and upcoming.slug in html
@@ -58,10 +55,7 @@ def test_upcoming_product_shows_the_countdown_and_a_disabled_button(client, make
     assert 'http-equiv="refresh"' in html  # without JavaScript the page reloads as the sale opens
 
 
-def test_unknown_and_lab_products_are_404(client, make_product):
-    lab = make_product()
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
-    assert client.get(detail_url(lab)).status_code == 404
+def test_unknown_products_are_404(client):
     assert client.get("/products/no-such-thing/").status_code == 404
 
 

@@ -7,6 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flashsale.error_codes import ErrorCode
 from flashsale.errors import InvalidInput
 from flashsale.openapi import error_responses
 from flashsale.ratelimits import enforce_login_limit
@@ -27,7 +28,7 @@ class TokenApi(APIView):
         request=TokenRequestSerializer,
         responses={
             200: inline_serializer("Token", {"token": serializers.CharField()}),
-            **error_responses((400, "invalid"), (429, "rate_limited")),
+            **error_responses(ErrorCode.INVALID, ErrorCode.RATE_LIMITED),
         },
     )
     def post(self, request):

@@ -161,7 +161,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Products, stock, purchases and orders of the flash-sale shop. Authenticate with "
         "`Authorization: Token <key>` (from `POST /api/auth/token/`) or a browser session. "
-        "Every error is `{\"detail\", \"code\"}` (plus `errors` for validation)."
+        "Every error is `{\"detail\", \"code\"}` (plus `errors` for validation). This schema and "
+        "the error codes are generated from the same code as the answers (docs/api.md in the repository)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -174,6 +175,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.OrderStatus.choices",
         "HealthStatusEnum": ["ok", "degraded", "down"],
         "DependencyStatusEnum": ["up", "down"],
+        "ErrorCodeEnum": "flashsale.error_codes.CHOICES",
     },
 }
 

@@ -11,9 +11,15 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from flashsale import embedded
 from products.services import create_product
 
 _names = itertools.count(1)
+
+
+def pytest_configure(config):
+    """pytest's entry point for a checkout: the settings only named the embedded servers; start them."""
+    embedded.provide()
 
 
 @pytest.fixture(autouse=True)

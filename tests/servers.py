@@ -118,7 +118,7 @@ class ScratchRedis:
     def start(self) -> None:
         self.socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [str(embedded._redis_server_bin()), "--port", "0", "--unixsocket", str(self.socket),
+            [str(embedded.redis_server_bin()), "--port", "0", "--unixsocket", str(self.socket),
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
@@ -158,7 +158,7 @@ class ScratchPostgres:
         self.data = self.dir / "data"
         self.database = database
         self.port = free_port()  # only names the socket file; TCP is off
-        self._as_pg_user = embedded._run_as_pg_user()
+        self._as_pg_user = embedded.pg_user_kwargs()
 
     @property
     def url(self) -> str:
@@ -167,13 +167,13 @@ class ScratchPostgres:
         return f"postgres://postgres@{quote(str(self.dir), safe='')}:{self.port}/{self.database}"
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(embedded._pg_bin(tool)), *args], capture_output=True, text=True,
+        return subprocess.run([str(embedded.pg_bin(tool)), *args], capture_output=True, text=True,
                               check=check, start_new_session=True, **self._as_pg_user)
 
     def create(self) -> None:
         self.data.mkdir()
-        embedded._grant_pg_user(self.dir)
-        embedded._grant_pg_user(self.data)
+        embedded.grant_pg_user(self.dir)
+        embedded.grant_pg_user(self.data)
         self._pg("initdb", "-D", str(self.data), "--auth=trust", "--username=postgres", "--no-instructions")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"listen_addresses = ''\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"

@@ -1,17 +1,26 @@
-"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, small factories."""
+"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, small factories.
 
+One fixture per recurring setup: `make_user`, `make_product`, `client_for` (a token
+client), `buy` (a purchase through the API), `row_locked_elsewhere` (another session
+holding a product's row lock). Staff pages use pytest-django's own `admin_client`.
+"""
+
+import contextlib
 import itertools
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from flashsale import embedded
+from products import lock_objects
 from products.services import create_product
 
 _names = itertools.count(1)
@@ -75,6 +84,55 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def buy():
+    """`buy(client, product_id, quantity=None, **headers)`: POST /api/orders/ and return the response."""
+
+    def post(client, product_id, quantity=None, **headers):
+        body = {"product_id": product_id} if quantity is None else {"product_id": product_id, "quantity": quantity}
+        return client.post("/api/orders/", body, format="json", headers=headers)
+
+    return post
+
+
+@pytest.fixture
+def row_locked_elsewhere():
+    """`with row_locked_elsewhere(product_id):` another session holds the product's row lock meanwhile.
+
+    Like a stuck admin transaction or a slow restock. The lock is taken the shop's way, in a
+    thread with its own connection, so the test needs `django_db(transaction=True)`.
+    """
+
+    @contextlib.contextmanager
+    def hold(product_id: int):
+        locked, release, failures = threading.Event(), threading.Event(), []
+
+        def holder():
+            try:
+                with transaction.atomic():
+                    lock_objects.product_for_update(product_id)
+                    locked.set()
+                    release.wait(120)
+            except BaseException as exc:  # handed to the test below
+                failures.append(exc)
+                locked.set()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=holder, name="row-lock-holder")
+        thread.start()
+        try:
+            locked.wait(30)
+            if failures:
+                raise failures[0]
+            yield
+        finally:
+            release.set()
+            thread.join()
+
+    return hold
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ unit. At most SESSIONS threads run at once (the CI PostgreSQL allows 100 connect
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -128,10 +129,8 @@ def _race(attempt, shelf_id: int, buyers: int) -> tuple[int, float]:
     threads = [threading.Thread(target=racer, args=(slot,), name=f"race-lab-{slot}") for slot in range(sessions)]
     for thread in threads:
         thread.start()
-    try:
-        start.wait()
-    except threading.BrokenBarrierError:
-        pass  # a racer failed to connect; its error is raised below
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()  # broken if a racer failed to connect; its error is raised below
     began = time.perf_counter()
     for thread in threads:
         thread.join()

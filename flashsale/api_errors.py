@@ -1,7 +1,8 @@
 """One place that turns every failure under /api/ into the contract's JSON error.
 
 `{"detail": "...", "code": "..."}` plus `errors` for validation and a domain error's
-`details` (e.g. `available`, `requested`); the status comes from the code's `ErrorCode`. Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimit's
+`details` (e.g. `available`, `requested`); the status comes from the code's `ErrorCode`.
+Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimit's
 `Ratelimited` and a lost database all pass through here.
 """
 
@@ -81,7 +82,8 @@ def describe(exc) -> tuple[int | None, dict, dict]:
     if isinstance(exc, Http404):
         return ErrorCode.NOT_FOUND.status, error_body(ErrorCode.NOT_FOUND, "Not found."), {}
     if isinstance(exc, DjangoPermissionDenied):
-        return ErrorCode.PERMISSION_DENIED.status, error_body(ErrorCode.PERMISSION_DENIED, "You do not have permission to do this."), {}
+        denied = ErrorCode.PERMISSION_DENIED
+        return denied.status, error_body(denied, "You do not have permission to do this."), {}
     if isinstance(exc, DATABASE_DOWN):
         logger.warning("database unavailable: %s", exc)
         return ErrorCode.UNAVAILABLE.status, error_body(ErrorCode.UNAVAILABLE, UNAVAILABLE_DETAIL), _retry_after(2)

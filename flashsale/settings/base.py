@@ -179,7 +179,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- the shop's own knobs ------------------------------------------------------------
+# The shop's own knobs.
 # Rates are django-ratelimit strings ("5/m"); None disables that limit.
 RATE_LIMIT_PURCHASE_USER = env_rate("RATE_LIMIT_PURCHASE_USER", "5/m")
 RATE_LIMIT_PURCHASE_IP = env_rate("RATE_LIMIT_PURCHASE_IP", "60/m")

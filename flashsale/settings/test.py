@@ -21,7 +21,7 @@ CACHES["default"]["KEY_PREFIX"] = "flashsale-test"
 # Tests read the stock right after writing it; the cache's own tests turn it back on.
 STOCK_READ_CACHE_MS = 0
 
-SECRET_KEY = "test-only-not-secret"  # noqa: S105
+SECRET_KEY = "test-only-not-secret"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
 

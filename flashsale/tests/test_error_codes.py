@@ -51,7 +51,7 @@ def test_every_domain_error_has_a_code_with_a_status():
 
 
 def test_the_status_map_is_the_enum():
-    assert STATUS_BY_CODE == {code.value: code.status for code in ErrorCode}
+    assert {code.value: code.status for code in ErrorCode} == STATUS_BY_CODE
 
 
 @pytest.mark.parametrize(

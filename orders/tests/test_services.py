@@ -133,7 +133,7 @@ def test_cancel_returns_units_once(make_product, shopper):
     assert_stock_reconciles(product.pk)
 
 
-# --- races: real threads, each with its own connection ---------------------------------
+# Races: real threads, each with its own connection.
 
 
 @pytest.mark.django_db(transaction=True)
@@ -215,31 +215,14 @@ def test_racing_retries_with_one_key_make_one_order(make_product, shopper):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lock_held_past_the_timeout_is_busy_and_changes_nothing(make_product, shopper, settings):
+def test_lock_held_past_the_timeout_is_busy_and_changes_nothing(make_product, shopper, settings, row_locked_elsewhere):
     settings.LOCK_TIMEOUT_MS = 200
     product = make_product(stock=5)
-    with _row_locked_elsewhere(product.pk):
-        with pytest.raises(Busy) as caught:
-            purchase(user=shopper, product_id=product.pk)
+    with row_locked_elsewhere(product.pk), pytest.raises(Busy) as caught:
+        purchase(user=shopper, product_id=product.pk)
     assert caught.value.retry_after >= 1
     product.refresh_from_db()
     assert product.stock == 5
     assert not Order.objects.exists()
     purchase(user=shopper, product_id=product.pk)  # and it works again once the lock is gone
 
-
-def _row_locked_elsewhere(product_id):
-    """Another session holding the product's row lock, like a stuck transaction."""
-    import contextlib
-
-    import psycopg
-
-    @contextlib.contextmanager
-    def locked():
-        params = connection.get_connection_params()
-        with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
-            other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product_id])
-            yield
-            other.rollback()
-
-    return locked()

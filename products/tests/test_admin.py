@@ -14,14 +14,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/products/product/"
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    boss = make_user("boss", staff=True)
-    boss.is_superuser = True
-    boss.save()
-    client.force_login(boss)
-    return client
-
 
 def test_list_shows_units_sold_and_revenue_without_n_plus_1(admin_client, make_product, make_user,
                                                               django_assert_max_num_queries):

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", default="docs/benchmarks", help="report path without suffix (default docs/benchmarks)")
 
     def handle(self, *args, out, **options):
-        results = bench.run(Path(out), say=lambda line: self.stdout.write(line))
+        results = bench.run(Path(out), say=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(
             f"Wrote {out}.md and {out}.json in {results['total_seconds']} s "
             f"(headline a/b = {results['headline']['purchases_over_pgbench']})."

@@ -28,7 +28,7 @@ from products.errors import (
     SaleNotStarted,
     SoldOut,
 )
-from products.models import Product
+from products.models import Product, SaleStatus, window_status
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -137,9 +137,10 @@ def _ensure_purchasable(
     *, stock: int, max_per_user: int | None, starts_at: datetime | None, ends_at: datetime | None,
     units_held: int, quantity: int, now: datetime,
 ) -> None:
-    if starts_at is not None and now < starts_at:
+    window = window_status(starts_at=starts_at, ends_at=ends_at, now=now)
+    if window == SaleStatus.UPCOMING:
         raise SaleNotStarted()
-    if ends_at is not None and now >= ends_at:
+    if window == SaleStatus.ENDED:
         raise SaleEnded()
     if max_per_user is not None and units_held + quantity > max_per_user:
         raise PurchaseLimitReached(limit=max_per_user, held=units_held)

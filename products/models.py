@@ -12,16 +12,23 @@ class SaleStatus(models.TextChoices):
     ENDED = "ended", "Ended"
 
 
-def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
-    """The contract's status rule, in one place: window first, then stock."""
-    now = now or timezone.now()
+def window_status(*, starts_at, ends_at, now) -> str | None:
+    """The sale-window rule, the one Python home of it: UPCOMING before the start, ENDED at
+    or after the end, None while open. `_window_conditions` is its SQL twin (a test proves
+    them equal at the boundaries); the purchase and `sale_status` both ask this function."""
     if starts_at is not None and now < starts_at:
         return SaleStatus.UPCOMING
     if ends_at is not None and now >= ends_at:
         return SaleStatus.ENDED
-    if stock <= 0:
-        return SaleStatus.SOLD_OUT
-    return SaleStatus.ACTIVE
+    return None
+
+
+def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
+    """The contract's status rule: window first, then stock."""
+    window = window_status(starts_at=starts_at, ends_at=ends_at, now=now or timezone.now())
+    if window is not None:
+        return window
+    return SaleStatus.SOLD_OUT if stock <= 0 else SaleStatus.ACTIVE
 
 
 class ProductQuerySet(models.QuerySet):
@@ -42,6 +49,7 @@ class ProductQuerySet(models.QuerySet):
 
 
 def _window_conditions(now):
+    """`window_status` in SQL: (not started yet, over). NULL ends compare false: open on that side."""
     return Q(sale_starts_at__gt=now), Q(sale_ends_at__lte=now)
 
 

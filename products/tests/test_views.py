@@ -1,5 +1,6 @@
 """The shopper's sale pages and the buy form, through Django's test client (real DB and Redis)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -181,3 +182,16 @@ def test_stock_shown_is_the_stock_left(client, make_product, shopper):
     product = make_product(stock=4)
     purchase(user=shopper, product_id=product.pk, quantity=3)
     assert "<strong data-stock>1</strong>" in client.get(detail_url(product)).content.decode()
+
+
+def test_the_page_hands_sale_js_the_servers_words(client, make_product):
+    """sale.js switches the badge and the button between these; it never words a status itself."""
+    import html
+    import re
+
+    from products.templatetags.shop import BUTTON_LABELS, STATUS_LABELS
+
+    page = client.get(detail_url(make_product(stock=0))).content.decode()
+    labels = json.loads(html.unescape(re.search(r'data-labels="([^"]*)"', page).group(1)))
+    assert labels == {"badge": STATUS_LABELS, "button": BUTTON_LABELS}
+    assert "<span data-buy-label>Sold out</span>" in page

@@ -14,12 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 from django.db import connection
 
 from flashsale import embedded
-from stress.stack import free_port, stop_session
+from stress.stack import RATE_LIMITS_OFF, free_port, launch, stop_session, wait_until_answering
 
 __all__ = ["free_port", "running_app", "scratch_redis", "wait_until"]
 
@@ -73,34 +72,18 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         "SECRET_KEY": "test-server-not-secret",
-        "RATE_LIMIT_PURCHASE_USER": "off",
-        "RATE_LIMIT_PURCHASE_IP": "off",
-        "RATE_LIMIT_LOGIN_IP": "off",
+        **RATE_LIMITS_OFF,
         "GUNICORN_LOG_LEVEL": "warning",
         **(env or {}),
     }
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    process = subprocess.Popen(
-        [gunicorn, "--config", "gunicorn.conf.py", "flashsale.wsgi:application"],
-        cwd=ROOT, env=child_env, start_new_session=True,
-    )
+    process = launch(port=port, env=child_env, setup=False)
     base = AppServer(f"http://127.0.0.1:{port}")
     base.master_pid = process.pid
     try:
-        wait_until(lambda: _answers(base) or process.poll() is not None, what=f"gunicorn on {base}")
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        wait_until_answering(base, process)
         yield base
     finally:
         stop_session(process, timeout=20)
-
-
-def _answers(base: str) -> bool:
-    try:
-        httpx.get(f"{base}/api/products/?page_size=1", timeout=1.0)
-        return True
-    except httpx.HTTPError:
-        return False
 
 
 class ScratchRedis:

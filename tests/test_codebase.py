@@ -88,3 +88,22 @@ def test_no_banner_comments():
     banners = [f"{path.relative_to(ROOT)}:{number}" for path in files
                for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if BANNER.match(line)]
     assert banners == []
+
+
+def test_the_docs_link_only_to_files_in_the_repository():
+    """The repository holds its own truth: README and docs/ link to files that are here."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                if page.name == "README.md" and page.parent == ROOT:
+                    broken.append(f"README.md links outside the repository: {target}")
+                continue
+            path = target.split("#", 1)[0]
+            if not path:
+                continue  # a link to a heading of the same page
+            resolved = (page.parent / path).resolve()
+            if ROOT not in resolved.parents and resolved != ROOT or not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []

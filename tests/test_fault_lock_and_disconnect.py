@@ -1,6 +1,6 @@
 """Faults around the row lock, over real HTTP: a lock held too long, and clients that hang up.
 
-Found (see docs/operations-hardening.md, Failure modes): a buyer who cannot get the row lock
+Found (see docs/failure-modes.md): a buyer who cannot get the row lock
 within LOCK_TIMEOUT_MS gets 503 `busy` with Retry-After and nothing changes; a client that
 hangs up while its purchase waits on the lock does not stop the purchase (gunicorn's sync
 worker finishes it), so the order is fully there and a retry with the same

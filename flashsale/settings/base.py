@@ -186,7 +186,7 @@ RATE_LIMIT_PURCHASE_USER = env_rate("RATE_LIMIT_PURCHASE_USER", "5/m")
 RATE_LIMIT_PURCHASE_IP = env_rate("RATE_LIMIT_PURCHASE_IP", "60/m")
 RATE_LIMIT_LOGIN_IP = env_rate("RATE_LIMIT_LOGIN_IP", "10/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (see README, Failure modes)
+RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (docs/decisions/redis-fails-open.md)
 
 # How long a purchase waits for the product's row lock before answering 503 busy.
 LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)

@@ -51,7 +51,7 @@ def _fuzz(operation, mode, base, headers, role) -> list[str]:
         response = case.call(base_url=base, headers=headers)
         if response.status_code == 414:
             # gunicorn refuses request lines over 4094 bytes itself, before Django runs;
-            # outside the API (see docs/operations-hardening.md, Hostile input).
+            # outside the API (see docs/failure-modes.md, Hostile input).
             return
         case.validate_response(response, checks=CHECKS)
 

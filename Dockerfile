@@ -1,5 +1,5 @@
 # The production image: slim Python, a virtualenv built in a separate stage, static files
-# collected at build time, gunicorn as an unprivileged user. See docs/operations-hardening.md.
+# collected at build time, gunicorn as an unprivileged user. See docs/deploying.md.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build

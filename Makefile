@@ -22,8 +22,14 @@ run: venv
 test: venv
 	$(HOLD) $(PY) -m pytest $(PYTEST_ARGS)
 
+# The habits CI holds us to: ruff (pyproject.toml), the house rules (rows locked only in
+# lock_objects.py, FOR NO KEY UPDATE, no banners), Django's checks, no missing migration,
+# and an OpenAPI schema that validates.
 check: venv
+	$(VENV)/bin/ruff check .
+	$(HOLD) $(PY) -m pytest -q -p no:cacheprovider tests/test_codebase.py
 	$(HOLD) $(PY) manage.py check
+	$(HOLD) $(PY) manage.py makemigrations --check --dry-run
 	$(HOLD) $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 # The 2000-buyers / 100-units burst against the stack `make run` serves (rate limits off).

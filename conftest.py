@@ -1,4 +1,9 @@
-"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, small factories."""
+"""Fixtures shared by every app's tests: real PostgreSQL, real Redis, small factories.
+
+One fixture per recurring setup: `make_user`, `make_product`, `client_for` (a token
+client), `buy` (a purchase through the API), `row_locked_elsewhere` (another session
+holding a product's row lock). Staff pages use pytest-django's own `admin_client`.
+"""
 
 import itertools
 from datetime import timedelta
@@ -7,13 +12,21 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from flashsale import embedded
 from products.services import create_product
+from tests import concurrency
 
 _names = itertools.count(1)
+
+
+def pytest_configure(config):
+    """pytest's entry point for a checkout: the settings only named the embedded servers; start them."""
+    embedded.provide()
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +85,27 @@ def client_for():
 
 
 @pytest.fixture
+def buy():
+    """`buy(client, product_id, quantity=None, **headers)`: POST /api/orders/ and return the response."""
+
+    def post(client, product_id, quantity=None, **headers):
+        body = {"product_id": product_id} if quantity is None else {"product_id": product_id, "quantity": quantity}
+        return client.post("/api/orders/", body, format="json", headers=headers)
+
+    return post
+
+
+@pytest.fixture
+def row_locked_elsewhere():
+    """`with row_locked_elsewhere(product_id) as held:` another session holds the product's row lock.
+
+    Like a stuck admin transaction or a slow restock: a session of its own (not Django's),
+    so the test needs `django_db(transaction=True)`; `held.release()` ends it early.
+    """
+    return concurrency.row_locked_elsewhere
+
+
+@pytest.fixture
 def shopper(make_user):
     return make_user()
 
@@ -86,7 +120,6 @@ def _no_sessions_left_at_teardown(django_db_setup, django_db_blocker):
     """Killed server processes leave backends that take a moment to exit; end them so the
     test database can be dropped (its teardown runs right after this fixture's)."""
     yield
-    from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(

@@ -7,6 +7,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashsale.settings.local")
+    from flashsale import embedded
+
+    embedded.provide()  # a checkout's servers, started if the env names none (not for production)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from dashboard.forms import StatsFilterForm
 from dashboard.selectors import MAX_DAYS, sales_summary
+from flashsale.error_codes import ErrorCode
 from flashsale.openapi import INVALID, STAFF_ERRORS, error_responses
 
 _Money = serializers.DecimalField(max_digits=14, decimal_places=2)
@@ -36,7 +37,7 @@ class StatsApi(APIView):
             OpenApiParameter("days", int, description=f"1 to {MAX_DAYS}, default 7"),
             OpenApiParameter("product", int, description="Only this product's orders"),
         ],
-        responses={200: StatsSerializer, **error_responses(*INVALID, *STAFF_ERRORS, (404, "not_found"))},
+        responses={200: StatsSerializer, **error_responses(*INVALID, *STAFF_ERRORS, ErrorCode.NOT_FOUND)},
     )
     def get(self, request):
         stats_filter = StatsFilterForm(request.query_params).stats_filter()

@@ -1,29 +1,28 @@
 """The race lab: one stock race run three ways, to show why the shop locks the row.
 
-Each run makes a scratch product (`is_lab=True`, never listed, never sold by the shop)
-and lets `buyers` real threads, each on its own database connection, try to take one
+Each run puts its units on a scratch `LabShelf` (the lab's own table: the shop never
+sees it) and lets `buyers` real threads, each on its own database connection, try to take one
 unit. At most SESSIONS threads run at once (the CI PostgreSQL allows 100 connections).
 
 - `unsafe`: read the stock, decrement in Python, write the number back. Every thread of
   a round reads before any writes (a barrier), so the lost updates show every time.
-  This strategy exists only here and only ever touches lab rows.
+  This strategy exists only here and only ever touches the lab's table.
 - `locked`: the shop's way, `SELECT ... FOR NO KEY UPDATE` then an `F()` decrement.
 - `conditional`: one `UPDATE ... SET stock = stock - 1 WHERE stock >= 1`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import F
 
-from products import lock_objects
-from products.models import Product
+from dashboard import lock_objects
+from dashboard.models import LabShelf
 
 STRATEGIES = ("unsafe", "locked", "conditional")
 SESSIONS = 40
@@ -42,19 +41,25 @@ class RaceResult:
 
     @property
     def oversold(self) -> int:
-        """Units sold that never existed: sales beyond the stock, or beyond what left the shelf."""
-        return max(0, self.sold - self.stock, self.sold - (self.stock - self.final_stock))
+        """Units sold beyond the stock there was: the same figure as `manage.py stress`'s."""
+        return max(0, self.sold - self.stock)
+
+    @property
+    def lost_updates(self) -> int:
+        """Sales the shelf never noticed: sold, yet still counted as on the shelf."""
+        return max(0, self.sold - (self.stock - self.final_stock))
 
     @property
     def per_second(self) -> float:
         return self.buyers / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "oversold": self.oversold, "per_second": round(self.per_second, 1)}
+        return {**asdict(self), "oversold": self.oversold, "lost_updates": self.lost_updates,
+                "per_second": round(self.per_second, 1)}
 
 
-def _unsafe(product_id: int, between_read_and_write: threading.Barrier) -> bool:
-    lab = Product.objects.filter(pk=product_id, is_lab=True)
+def _unsafe(shelf_id: int, between_read_and_write: threading.Barrier) -> bool:
+    lab = LabShelf.objects.filter(pk=shelf_id)
     seen = lab.values_list("stock", flat=True).get()
     between_read_and_write.wait()  # let every racer of this round read the same number first
     if seen < 1:
@@ -63,42 +68,39 @@ def _unsafe(product_id: int, between_read_and_write: threading.Barrier) -> bool:
     return True
 
 
-def _locked(product_id: int, _barrier) -> bool:
+def _locked(shelf_id: int, _barrier) -> bool:
     with transaction.atomic():
-        product = lock_objects.lab_product_for_update(product_id)
-        if product.stock < 1:
+        shelf = lock_objects.lab_shelf_for_update(shelf_id)
+        if shelf.stock < 1:
             return False
-        Product.objects.filter(pk=product.pk).update(stock=F("stock") - 1)
+        LabShelf.objects.filter(pk=shelf.pk).update(stock=F("stock") - 1)
         return True
 
 
-def _conditional(product_id: int, _barrier) -> bool:
-    return Product.objects.filter(pk=product_id, is_lab=True, stock__gte=1).update(stock=F("stock") - 1) == 1
+def _conditional(shelf_id: int, _barrier) -> bool:
+    return LabShelf.objects.filter(pk=shelf_id, stock__gte=1).update(stock=F("stock") - 1) == 1
 
 
 _ATTEMPTS = {"unsafe": _unsafe, "locked": _locked, "conditional": _conditional}
 
 
 def run_race(*, strategy: str, buyers: int, stock: int) -> RaceResult:
-    """Race `buyers` threads for `stock` units of a fresh lab product with one strategy."""
+    """Race `buyers` threads for `stock` units of a fresh lab shelf with one strategy."""
     if strategy not in _ATTEMPTS:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     if not 1 <= buyers <= MAX_BUYERS or not 0 <= stock <= MAX_STOCK:
         raise ValueError(f"buyers must be 1..{MAX_BUYERS:,} and stock 0..{MAX_STOCK:,}")
-    product = Product.objects.create(
-        name=f"Race lab ({strategy})", slug=f"race-lab-{uuid.uuid4().hex[:12]}", price=Decimal("1.00"),
-        stock=stock, units_received=stock, is_lab=True,
-    )
+    shelf = LabShelf.objects.create(strategy=strategy, stock=stock)
     try:
-        sold, seconds = _race(_ATTEMPTS[strategy], product.pk, buyers)
-        final_stock = Product.objects.filter(pk=product.pk).values_list("stock", flat=True).get()
+        sold, seconds = _race(_ATTEMPTS[strategy], shelf.pk, buyers)
+        final_stock = LabShelf.objects.filter(pk=shelf.pk).values_list("stock", flat=True).get()
     finally:
-        Product.objects.filter(pk=product.pk, is_lab=True).delete()  # scratch: nothing refers to it
+        LabShelf.objects.filter(pk=shelf.pk).delete()  # scratch: nothing refers to it
     return RaceResult(strategy=strategy, buyers=buyers, stock=stock, sold=sold, final_stock=final_stock,
                       seconds=seconds)
 
 
-def _race(attempt, product_id: int, buyers: int) -> tuple[int, float]:
+def _race(attempt, shelf_id: int, buyers: int) -> tuple[int, float]:
     """SESSIONS threads take the buyers in rounds; returns (units sold, seconds)."""
     sessions = min(SESSIONS, buyers)
     rounds = -(-buyers // sessions)
@@ -114,7 +116,7 @@ def _race(attempt, product_id: int, buyers: int) -> tuple[int, float]:
             start.wait()
             for round_ in range(rounds):
                 if round_ * sessions + slot < buyers:
-                    sold[slot] += attempt(product_id, between)
+                    sold[slot] += attempt(shelf_id, between)
                 elif attempt is _unsafe:
                     between.wait()
         except BaseException as exc:  # reported to the caller below
@@ -127,10 +129,8 @@ def _race(attempt, product_id: int, buyers: int) -> tuple[int, float]:
     threads = [threading.Thread(target=racer, args=(slot,), name=f"race-lab-{slot}") for slot in range(sessions)]
     for thread in threads:
         thread.start()
-    try:
-        start.wait()
-    except threading.BrokenBarrierError:
-        pass  # a racer failed to connect; its error is raised below
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()  # broken if a racer failed to connect; its error is raised below
     began = time.perf_counter()
     for thread in threads:
         thread.join()

@@ -1,7 +1,7 @@
 """Sales numbers for staff: the API's `/api/stats/` and the dashboard read the same functions.
 
-Every number counts confirmed orders of shop products only: cancelled orders and the
-race lab's scratch products never count. Each function is one to three aggregate/annotate
+Every number counts confirmed orders only: cancelled orders never count (the race lab
+keeps its scratch rows in a table of its own). Each function is one to three aggregate/annotate
 queries, so the whole dashboard is a handful of queries whatever the number of orders.
 """
 
@@ -45,17 +45,14 @@ def money(value) -> str:
 
 def counted_orders(stats_filter: StatsFilter, now: datetime) -> QuerySet[Order]:
     """Confirmed orders of shop products inside the filter's window."""
-    lab_products = Product.objects.filter(is_lab=True).values("pk")
-    orders = Order.objects.filter(status=OrderStatus.CONFIRMED, created_at__gte=stats_filter.since(now)).exclude(
-        product_id__in=lab_products  # a hashed NOT IN: cheaper per row than joining products
-    )
+    orders = Order.objects.filter(status=OrderStatus.CONFIRMED, created_at__gte=stats_filter.since(now))
     if stats_filter.product_id is not None:
         orders = orders.filter(product_id=stats_filter.product_id)
     return orders.order_by()
 
 
 def check_product(product_id: int) -> None:
-    if not Product.objects.in_shop().filter(pk=product_id).exists():
+    if not Product.objects.filter(pk=product_id).exists():
         raise ProductNotFound()
 
 
@@ -125,14 +122,13 @@ def sale_performance(stats_filter: StatsFilter) -> list[dict]:
     products with the moment of the first still-confirmed order that left their stock at 0
     (if that very order is cancelled later, the next sell-out counts).
     """
-    lab_products = Product.objects.filter(is_lab=True).values("pk")
-    sold = Order.objects.filter(status=OrderStatus.CONFIRMED).exclude(product_id__in=lab_products)
+    sold = Order.objects.filter(status=OrderStatus.CONFIRMED)
     sold_out_at = (
         Order.objects.filter(product=OuterRef("pk"), status=OrderStatus.CONFIRMED, remaining_stock=0)
         .order_by("created_at")
         .values("created_at")[:1]
     )
-    products = Product.objects.in_shop().annotate(sold_out_at=Subquery(sold_out_at))
+    products = Product.objects.annotate(sold_out_at=Subquery(sold_out_at))
     if stats_filter.product_id is not None:
         sold = sold.filter(product_id=stats_filter.product_id)
         products = products.filter(pk=stats_filter.product_id)
@@ -161,7 +157,7 @@ def last_sale_pace(stats_filter: StatsFilter, *, now: datetime) -> dict | None:
     The window is the hour of that sale up to its latest order: for a flash sale that is
     the rush from opening to sell-out; for a long sale, its most recent hour of orders.
     """
-    products = Product.objects.in_shop().filter(sale_starts_at__lte=now)
+    products = Product.objects.filter(sale_starts_at__lte=now)
     if stats_filter.product_id is not None:
         products = products.filter(pk=stats_filter.product_id)
     sale = products.order_by("-sale_starts_at", "-id").only("id", "name", "sale_starts_at").first()
@@ -199,7 +195,7 @@ def last_sale_pace(stats_filter: StatsFilter, *, now: datetime) -> dict | None:
 
 
 def recent_orders(stats_filter: StatsFilter, *, limit: int = RECENT_ORDERS) -> list[Order]:
-    orders = Order.objects.filter(product__is_lab=False).select_related("product", "user")
+    orders = Order.objects.select_related("product", "user")
     if stats_filter.product_id is not None:
         orders = orders.filter(product_id=stats_filter.product_id)
     return list(orders.order_by("-created_at", "-id")[:limit])
@@ -222,4 +218,4 @@ def dashboard_stats(stats_filter: StatsFilter, *, now: datetime | None = None) -
 
 
 def product_choices() -> list[tuple[int, str]]:
-    return list(Product.objects.in_shop().order_by("name").values_list("id", "name"))
+    return list(Product.objects.order_by("name").values_list("id", "name"))

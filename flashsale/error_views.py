@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.views.defaults import page_not_found, server_error
 
 from flashsale.api_errors import DATABASE_DOWN, UNAVAILABLE_DETAIL, error_body, json_error_response
+from flashsale.error_codes import ErrorCode
 
 
 def _is_api(request) -> bool:
@@ -14,7 +15,7 @@ def _is_api(request) -> bool:
 
 def not_found(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return JsonResponse(error_body(ErrorCode.NOT_FOUND, "Not found."), status=404)
     return page_not_found(request, exception)
 
 
@@ -23,7 +24,7 @@ def server_failure(request):
     if isinstance(exc, DATABASE_DOWN):
         # A lost database is a 503 that heals by itself, not a crash.
         if _is_api(request):
-            response = JsonResponse(error_body("unavailable", UNAVAILABLE_DETAIL), status=503)
+            response = JsonResponse(error_body(ErrorCode.UNAVAILABLE, UNAVAILABLE_DETAIL), status=503)
         else:
             from django.shortcuts import render
 
@@ -31,7 +32,7 @@ def server_failure(request):
         response["Retry-After"] = "2"
         return response
     if _is_api(request):
-        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+        return JsonResponse(error_body(ErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
     return server_error(request)
 
 
@@ -39,7 +40,7 @@ def bad_request(request, exception=None):
     if _is_api(request):
         # An oversized body read outside DRF lands here too: answer it as DRF views do.
         known = json_error_response(exception) if exception is not None else None
-        return known or JsonResponse(error_body("invalid", "Bad request."), status=400)
+        return known or JsonResponse(error_body(ErrorCode.INVALID, "Bad request."), status=400)
     from django.views.defaults import bad_request as django_bad_request
 
     return django_bad_request(request, exception)
@@ -47,7 +48,7 @@ def bad_request(request, exception=None):
 
 def forbidden(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
+        return JsonResponse(error_body(ErrorCode.PERMISSION_DENIED, "You do not have permission to do this."), status=403)
     from django.views.defaults import permission_denied
 
     return permission_denied(request, exception)

@@ -78,7 +78,7 @@ class ActiveSaleStock:
         from products.models import Product
 
         gauge = GaugeMetricFamily("flashsale_stock", "Units in stock per active sale.", labels=["product_id", "slug"])
-        active = Product.objects.in_shop().in_window().values_list("pk", "slug", "stock")
+        active = Product.objects.in_window().values_list("pk", "slug", "stock")
         try:
             rows = list(active)
         except DATABASE_DOWN:

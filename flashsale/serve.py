@@ -43,8 +43,14 @@ def main() -> None:
         "Ctrl-C stops the server (and the embedded databases, if this run started them).\n",
         flush=True,
     )
+    argv = gunicorn_argv()
+    os.execv(argv[0], argv)
+
+
+def gunicorn_argv() -> list[str]:
+    """gunicorn serving this checkout with its gunicorn.conf.py: the one way every launcher starts it."""
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
-    os.execv(gunicorn, [gunicorn, "--config", "gunicorn.conf.py", "flashsale.wsgi:application"])
+    return [gunicorn, "--config", "gunicorn.conf.py", "flashsale.wsgi:application"]
 
 
 if __name__ == "__main__":

@@ -25,9 +25,6 @@ class OrderAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every order on each page view
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(product__is_lab=False)  # the race lab's scratch orders stay in the lab
-
     @admin.display(description="Total")
     def total(self, order):
         return order.total_price

@@ -1,5 +1,6 @@
 """Why an order cannot be made or changed, in the contract's codes."""
 
+from flashsale.error_codes import ErrorCode
 from flashsale.errors import DomainError, NotFound
 
 
@@ -8,22 +9,24 @@ class OrderNotFound(NotFound):
 
 
 class PurchaseLimitReached(DomainError):
-    code = "purchase_limit_reached"
+    code = ErrorCode.PURCHASE_LIMIT_REACHED
 
     def __init__(self, *, limit: int, held: int):
+        self.limit, self.held = limit, held
         left = max(limit - held, 0)
         super().__init__(
-            f"The limit is {limit} per shopper; you already have {held}, so you can buy {left} more."
+            f"The limit is {limit} per shopper; you already have {held}, so you can buy {left} more.",
+            details={"limit": limit, "held": held},
         )
 
 
 class AlreadyCancelled(DomainError):
-    code = "already_cancelled"
+    code = ErrorCode.ALREADY_CANCELLED
     default_detail = "This order is already cancelled."
 
 
 class IdempotencyKeyInUse(DomainError):
-    code = "idempotency_key_in_use"
+    code = ErrorCode.IDEMPOTENCY_KEY_IN_USE
     default_detail = "A request with this Idempotency-Key is still being processed."
 
     def __init__(self):
@@ -31,5 +34,5 @@ class IdempotencyKeyInUse(DomainError):
 
 
 class IdempotencyKeyReused(DomainError):
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
     default_detail = "This Idempotency-Key was already used with a different request body."

@@ -7,6 +7,6 @@ from orders.models import Order
 def order_for_update(order_id: int) -> Order:
     """Lock one order row; call after locking its product."""
     try:
-        return Order.objects.select_for_update(of=("self",)).get(pk=order_id)
+        return Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=order_id)
     except Order.DoesNotExist:
         raise OrderNotFound() from None

@@ -32,7 +32,7 @@ _SNAPSHOT_SQL = """
                (SELECT SUM(o.quantity) FROM orders_order o
                  WHERE o.product_id = p.id AND o.user_id = %s AND o.status = %s), 0) END
       FROM products_product p
-     WHERE p.id = %s AND NOT p.is_lab
+     WHERE p.id = %s
 """
 _SNAPSHOT_FIELDS = ("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
 # The product columns among them: the sold-out mark carries the same facts, taken from the
@@ -98,7 +98,7 @@ def orders_for_keys(*, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Or
 
 
 def stock_reconciliation() -> QuerySet:
-    """Every product with its live units sold, for checking guarantee 1 (callers pick shop or lab rows).
+    """Every product with its live units sold, for checking guarantee 1.
 
     Rows carry `units_received`, `stock`, `units_sold` (non-cancelled orders) and
     `difference` = stock + units_sold - units_received, which must be 0.
@@ -114,5 +114,5 @@ def stock_reconciliation() -> QuerySet:
         Product.objects.order_by("id")
         .annotate(units_sold=Coalesce(Subquery(sold, output_field=IntegerField()), Value(0)))
         .annotate(difference=F("stock") + F("units_sold") - F("units_received"))
-        .values("id", "slug", "is_lab", "units_received", "stock", "units_sold", "difference")
+        .values("id", "slug", "units_received", "stock", "units_sold", "difference")
     )

@@ -4,12 +4,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from flashsale.db import locked_transaction
 from flashsale.errors import DomainError, InvalidInput
@@ -33,7 +30,7 @@ from products.errors import (
     SaleNotStarted,
     SoldOut,
 )
-from products.models import Product
+from products.models import Product, SaleStatus, window_status
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -270,9 +267,10 @@ def _ensure_purchasable(
     *, stock: int, max_per_user: int | None, starts_at: datetime | None, ends_at: datetime | None,
     units_held: int, quantity: int, now: datetime,
 ) -> None:
-    if starts_at is not None and now < starts_at:
+    window = window_status(starts_at=starts_at, ends_at=ends_at, now=now)
+    if window == SaleStatus.UPCOMING:
         raise SaleNotStarted()
-    if ends_at is not None and now >= ends_at:
+    if window == SaleStatus.ENDED:
         raise SaleEnded()
     if max_per_user is not None and units_held + quantity > max_per_user:
         raise PurchaseLimitReached(limit=max_per_user, held=units_held)
@@ -325,33 +323,3 @@ def cancel_order(*, order: Order) -> Order:
         sold_out.clear_sold_out_on_commit(locked.product_id)
     return Order.objects.select_related("product").get(pk=locked.pk)
 
-
-SHOPPER_BATCH = 1000
-
-
-def create_shoppers(*, count: int, prefix: str = "shopper", password: str = "loadtest-pass",
-                    on_progress=None) -> list[tuple[str, str]]:
-    """Bulk-create `count` load-test shoppers with API tokens; return `(username, token)` pairs.
-
-    Usernames are PREFIX-00001…; existing ones are kept and get a token if they lack one.
-    Their password uses the fast load-test hasher (production settings refuse it), hashed
-    once for all since they share it. `on_progress(done, count)` is called per batch.
-    """
-    width = max(5, len(str(count)))
-    usernames = [f"{prefix}-{n:0{width}d}" for n in range(1, count + 1)]
-    hashed = make_password(password, hasher="loadtest_md5")
-    User = get_user_model()
-    pairs: list[tuple[str, str]] = []
-    for offset in range(0, count, SHOPPER_BATCH):
-        batch = usernames[offset: offset + SHOPPER_BATCH]
-        with transaction.atomic():
-            User.objects.bulk_create([User(username=name, password=hashed) for name in batch], ignore_conflicts=True)
-            users = dict(User.objects.filter(username__in=batch).values_list("username", "id"))
-            have = dict(Token.objects.filter(user_id__in=users.values()).values_list("user_id", "key"))
-            new_tokens = [Token(key=Token.generate_key(), user_id=uid) for uid in users.values() if uid not in have]
-            Token.objects.bulk_create(new_tokens)
-            have.update({token.user_id: token.key for token in new_tokens})
-        pairs.extend((name, have[users[name]]) for name in batch)
-        if on_progress is not None:
-            on_progress(len(pairs), count)
-    return pairs

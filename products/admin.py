@@ -2,7 +2,7 @@
 
 The list's units sold and revenue come from one annotated query (no per-row queries). The
 form edits the window, limits and copy through `update_product`; new products go through
-`create_product`. Race-lab scratch rows are hidden here (they are the lab's business).
+`create_product`.
 """
 
 from decimal import Decimal
@@ -73,7 +73,6 @@ class ProductAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return (
             super().get_queryset(request)
-            .filter(is_lab=False)
             .annotate(
                 units_sold_total=Coalesce(Sum("orders__quantity", filter=_LIVE), 0),
                 revenue_total=Coalesce(

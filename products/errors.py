@@ -1,5 +1,6 @@
 """Why a product cannot be sold right now, in the contract's codes."""
 
+from flashsale.error_codes import ErrorCode
 from flashsale.errors import DomainError, NotFound
 
 
@@ -8,22 +9,24 @@ class ProductNotFound(NotFound):
 
 
 class SaleNotStarted(DomainError):
-    code = "sale_not_started"
+    code = ErrorCode.SALE_NOT_STARTED
     default_detail = "The sale has not started yet."
 
 
 class SaleEnded(DomainError):
-    code = "sale_ended"
+    code = ErrorCode.SALE_ENDED
     default_detail = "The sale has ended."
 
 
 class SoldOut(DomainError):
-    code = "sold_out"
+    code = ErrorCode.SOLD_OUT
     default_detail = "Sold out."
 
 
 class InsufficientStock(DomainError):
-    code = "insufficient_stock"
+    code = ErrorCode.INSUFFICIENT_STOCK
 
     def __init__(self, *, available: int, requested: int):
-        super().__init__(f"Only {available} left; you asked for {requested}.")
+        self.available, self.requested = available, requested
+        super().__init__(f"Only {available} left; you asked for {requested}.",
+                         details={"available": available, "requested": requested})

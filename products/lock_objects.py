@@ -31,14 +31,8 @@ def product_for_purchase(product_id: int) -> Product:
         with row_lock_wait():
             return (
                 Product.objects.select_for_update(no_key=True, of=("self",))
-                .filter(is_lab=False)
                 .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at")
                 .get(pk=product_id)
             )
     except Product.DoesNotExist:
         raise ProductNotFound() from None
-
-
-def lab_product_for_update(product_id: int) -> Product:
-    """Lock a race-lab scratch product (the lab's `locked` strategy); shop rows are never matched."""
-    return Product.objects.select_for_update(no_key=True, of=("self",)).get(pk=product_id, is_lab=True)

@@ -12,23 +12,26 @@ class SaleStatus(models.TextChoices):
     ENDED = "ended", "Ended"
 
 
-def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
-    """The contract's status rule, in one place: window first, then stock."""
-    now = now or timezone.now()
+def window_status(*, starts_at, ends_at, now) -> str | None:
+    """The sale-window rule, the one Python home of it: UPCOMING before the start, ENDED at
+    or after the end, None while open. `_window_conditions` is its SQL twin (a test proves
+    them equal at the boundaries); the purchase and `sale_status` both ask this function."""
     if starts_at is not None and now < starts_at:
         return SaleStatus.UPCOMING
     if ends_at is not None and now >= ends_at:
         return SaleStatus.ENDED
-    if stock <= 0:
-        return SaleStatus.SOLD_OUT
-    return SaleStatus.ACTIVE
+    return None
+
+
+def sale_status(*, stock: int, starts_at, ends_at, now=None) -> str:
+    """The contract's status rule: window first, then stock."""
+    window = window_status(starts_at=starts_at, ends_at=ends_at, now=now or timezone.now())
+    if window is not None:
+        return window
+    return SaleStatus.SOLD_OUT if stock <= 0 else SaleStatus.ACTIVE
 
 
 class ProductQuerySet(models.QuerySet):
-    def in_shop(self):
-        """Products a shopper may see and buy: everything but the race lab's scratch rows."""
-        return self.filter(is_lab=False)
-
     def in_window(self, now=None):
         """Sales open right now (active or sold out): `sale_status`'s window rule in SQL."""
         not_started, over = _window_conditions(now or timezone.now())
@@ -46,6 +49,7 @@ class ProductQuerySet(models.QuerySet):
 
 
 def _window_conditions(now):
+    """`window_status` in SQL: (not started yet, over). NULL ends compare false: open on that side."""
     return Q(sale_starts_at__gt=now), Q(sale_ends_at__lte=now)
 
 
@@ -64,8 +68,6 @@ class Product(models.Model):
     )
     sale_starts_at = models.DateTimeField(null=True, blank=True)
     sale_ends_at = models.DateTimeField(null=True, blank=True)
-    # Scratch products of the race lab: never listed, never sold through the shop.
-    is_lab = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,7 +94,7 @@ class Product(models.Model):
                 name="product_sale_ends_after_start",
             ),
         ]
-        indexes = [models.Index(fields=["is_lab", "sale_starts_at"], name="product_shop_listing")]
+        indexes = [models.Index(fields=["sale_starts_at", "id"], name="product_listing")]
 
     def __str__(self) -> str:
         return self.name

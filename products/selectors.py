@@ -11,19 +11,19 @@ from products.models import Product, sale_status
 
 
 def shop_products() -> QuerySet[Product]:
-    return Product.objects.in_shop().order_by("sale_starts_at", "id")
+    return Product.objects.order_by("sale_starts_at", "id")
 
 
 def shop_product(product_id: int) -> Product:
     try:
-        return Product.objects.in_shop().get(pk=product_id)
+        return Product.objects.get(pk=product_id)
     except Product.DoesNotExist:
         raise ProductNotFound() from None
 
 
 def shop_product_by_slug(slug: str) -> Product:
     try:
-        return Product.objects.in_shop().get(slug=slug)
+        return Product.objects.get(slug=slug)
     except Product.DoesNotExist:
         raise ProductNotFound() from None
 
@@ -31,7 +31,7 @@ def shop_product_by_slug(slug: str) -> Product:
 def stock_level(product_id: int) -> dict:
     """`{"id", "stock", "status"}` from one indexed read of three columns."""
     row = (
-        Product.objects.in_shop()
+        Product.objects.all()
         .filter(pk=product_id)
         .values_list("stock", "sale_starts_at", "sale_ends_at")
         .first()

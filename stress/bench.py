@@ -30,7 +30,7 @@ from stress.bench_cpu import cpu_meter, per_answer_ms
 from stress.bench_pgbench import run_pgbench
 from stress.load import answer_code, run_load
 from stress.scenario import Sale, buy, close_sale, fire_purchases, prepare_sale, read_back, verdict
-from stress.stack import Server, _wait_for, free_port, serving, stop_session
+from stress.stack import Server, free_port, serving, stop_session, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_COUNTS = (16, 64)
@@ -125,7 +125,7 @@ def serving_bare_view(env: dict | None = None):
                                cwd=ROOT, env=child_env, start_new_session=True)
     server = Server(url=f"http://127.0.0.1:{port}", pid=process.pid)
     try:
-        _wait_for(server.url, process, probe="/api/products/1/stock/")
+        wait_until_answering(server.url, process, probe="/api/products/1/stock/")
         yield server
     finally:
         stop_session(process)

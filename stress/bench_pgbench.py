@@ -21,7 +21,7 @@ PGBENCH_PURCHASE = """\
 \\set uid random(:umin, :umax)
 BEGIN;
 SELECT id, name, price, stock, max_per_user, sale_starts_at, sale_ends_at FROM products_product
-  WHERE id = :pid AND NOT is_lab FOR NO KEY UPDATE;
+  WHERE id = :pid FOR NO KEY UPDATE;
 UPDATE products_product SET stock = stock - 1 WHERE id = :pid;
 INSERT INTO orders_order (user_id, product_id, quantity, unit_price, status, remaining_stock, created_at,
   idempotency_key, request_hash) VALUES (:uid, :pid, 1, 1.00, 'confirmed', 0, now(), NULL, '');

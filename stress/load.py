@@ -113,7 +113,7 @@ async def run_load(send: Send, *, concurrency: int, total: int | None = None, du
         began = time.perf_counter()
         try:
             status, code = await send(session, index)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             status, code = TRANSPORT_ERROR, type(exc).__name__
         else:
             tally.latencies.append(time.perf_counter() - began)

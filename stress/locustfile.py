@@ -10,7 +10,7 @@ FLASHSALE_MODE=burst (default): each simulated buyer buys once and leaves, like 
 burst of `manage.py stress`. FLASHSALE_MODE=sustained: buyers keep buying. With
 FLASHSALE_SAME_USER=1 every buyer uses the first token. FLASHSALE_QUANTITY sets units
 per purchase. The `StockWatcher` class reads the stock endpoint, like the product page.
-Expected refusals (409 sold_out, insufficient_stock…) count as successes; 5xx and
+Expected refusals (`flashsale.error_codes.SALE_REFUSALS`: 409 sold_out, insufficient_stock…) count as successes; 5xx and
 anything unexpected count as failures. The server should run with rate limits off.
 """
 
@@ -21,9 +21,11 @@ import threading
 from locust import HttpUser, constant, events, task
 from locust.exception import StopUser
 
+from flashsale.error_codes import SALE_REFUSALS
 from stress.load import loopback_base_url
 
-EXPECTED_REFUSALS = {"sold_out", "insufficient_stock", "purchase_limit_reached"}
+# code -> the status it must come with
+EXPECTED_REFUSALS = {code.value: code.status for code in SALE_REFUSALS}
 PRODUCT_ID = int(os.environ.get("FLASHSALE_PRODUCT_ID", "0"))
 MODE = os.environ.get("FLASHSALE_MODE", "burst")
 QUANTITY = int(os.environ.get("FLASHSALE_QUANTITY", "1"))
@@ -62,9 +64,7 @@ class Buyer(HttpUser):
     def buy(self):
         with self.client.post("/api/orders/", json={"product_id": PRODUCT_ID, "quantity": QUANTITY},
                               name="POST /api/orders/", catch_response=True) as response:
-            if response.status_code == 201:
-                response.success()
-            elif response.status_code == 409 and _code(response) in EXPECTED_REFUSALS:
+            if response.status_code == 201 or EXPECTED_REFUSALS.get(_code(response)) == response.status_code:
                 response.success()
             else:
                 response.failure(f"{response.status_code} {_code(response)}")

@@ -19,9 +19,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from orders.services import create_shoppers
 from products.models import Product
 from products.services import create_product, update_product
+from shoppers.services import create_shoppers
 from stress.load import Tally, answer_code, run_load
 
 

@@ -12,14 +12,20 @@ def token_for(user) -> str:
 
 
 def buy(base: str, token: str, product_id: int, *, quantity: int = 1, key: str | None = None,
-        timeout: float = 60) -> tuple[int, str | None, str]:
-    """POST a purchase: (status, error code or None, content type); a dropped connection is status 0."""
-    headers = {"Authorization": f"Token {token}"}
+        headers: dict | None = None, source: str | None = None, timeout: float = 60) -> tuple[int, str | None, str]:
+    """POST a purchase to a running server: (status, error code or None, content type).
+
+    A dropped connection is status 0. `source` sends from that loopback address (127.0.0.x),
+    to look like another client to per-address limits.
+    """
+    headers = {"Authorization": f"Token {token}", **(headers or {})}
     if key:
         headers["Idempotency-Key"] = key
+    transport = httpx.HTTPTransport(local_address=source) if source else None
     try:
-        response = httpx.post(f"{base}/api/orders/", json={"product_id": product_id, "quantity": quantity},
-                              headers=headers, timeout=timeout)
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.post(f"{base}/api/orders/", json={"product_id": product_id, "quantity": quantity},
+                                   headers=headers)
     except httpx.TransportError:
         return 0, None, ""
     content_type = response.headers.get("content-type", "")

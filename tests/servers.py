@@ -14,12 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 from django.db import connection
 
 from flashsale import embedded
-from stress.stack import free_port, stop_session
+from stress.stack import RATE_LIMITS_OFF, free_port, launch, stop_session, wait_until_answering
 
 __all__ = ["free_port", "running_app", "scratch_redis", "wait_until"]
 
@@ -73,34 +72,18 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         "SECRET_KEY": "test-server-not-secret",
-        "RATE_LIMIT_PURCHASE_USER": "off",
-        "RATE_LIMIT_PURCHASE_IP": "off",
-        "RATE_LIMIT_LOGIN_IP": "off",
+        **RATE_LIMITS_OFF,
         "GUNICORN_LOG_LEVEL": "warning",
         **(env or {}),
     }
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    process = subprocess.Popen(
-        [gunicorn, "--config", "gunicorn.conf.py", "flashsale.wsgi:application"],
-        cwd=ROOT, env=child_env, start_new_session=True,
-    )
+    process = launch(port=port, env=child_env, setup=False)
     base = AppServer(f"http://127.0.0.1:{port}")
     base.master_pid = process.pid
     try:
-        wait_until(lambda: _answers(base) or process.poll() is not None, what=f"gunicorn on {base}")
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        wait_until_answering(base, process)
         yield base
     finally:
         stop_session(process, timeout=20)
-
-
-def _answers(base: str) -> bool:
-    try:
-        httpx.get(f"{base}/api/products/?page_size=1", timeout=1.0)
-        return True
-    except httpx.HTTPError:
-        return False
 
 
 class ScratchRedis:
@@ -118,7 +101,7 @@ class ScratchRedis:
     def start(self) -> None:
         self.socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [str(embedded._redis_server_bin()), "--port", "0", "--unixsocket", str(self.socket),
+            [str(embedded.redis_server_bin()), "--port", "0", "--unixsocket", str(self.socket),
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
@@ -158,7 +141,7 @@ class ScratchPostgres:
         self.data = self.dir / "data"
         self.database = database
         self.port = free_port()  # only names the socket file; TCP is off
-        self._as_pg_user = embedded._run_as_pg_user()
+        self._as_pg_user = embedded.pg_user_kwargs()
 
     @property
     def url(self) -> str:
@@ -167,13 +150,13 @@ class ScratchPostgres:
         return f"postgres://postgres@{quote(str(self.dir), safe='')}:{self.port}/{self.database}"
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(embedded._pg_bin(tool)), *args], capture_output=True, text=True,
+        return subprocess.run([str(embedded.pg_bin(tool)), *args], capture_output=True, text=True,
                               check=check, start_new_session=True, **self._as_pg_user)
 
     def create(self) -> None:
         self.data.mkdir()
-        embedded._grant_pg_user(self.dir)
-        embedded._grant_pg_user(self.data)
+        embedded.grant_pg_user(self.dir)
+        embedded.grant_pg_user(self.data)
         self._pg("initdb", "-D", str(self.data), "--auth=trust", "--username=postgres", "--no-instructions")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"listen_addresses = ''\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"

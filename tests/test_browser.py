@@ -158,7 +158,7 @@ def test_staff_open_the_dashboard_and_see_the_chart(live, shots, make_user):
         expect(chart).to_be_visible()
         assert chart.locator("rect").count() == 7  # one bar per day of the last week
         expect(page.locator('[data-kpi="orders"]')).to_have_text("11")
-        expect(page.locator('[data-sale-row="%d"] [data-sell-out]' % lamp.pk)).not_to_have_text("—")
+        expect(page.locator(f'[data-sale-row="{lamp.pk}"] [data-sell-out]')).not_to_have_text("—")
         screenshot(page, "dashboard", shots)
         page.set_viewport_size(PHONE)
         screenshot(page, "dashboard-phone", shots)

@@ -1,6 +1,6 @@
 """Faults around the row lock, over real HTTP: a lock held too long, and clients that hang up.
 
-Found (see docs/operations-hardening.md, Failure modes): a buyer who cannot get the row lock
+Found (see docs/failure-modes.md): a buyer who cannot get the row lock
 within LOCK_TIMEOUT_MS gets 503 `busy` with Retry-After and nothing changes; a client that
 hangs up while its purchase waits on the lock does not stop the purchase (gunicorn's sync
 worker finishes it), so the order is fully there and a retry with the same
@@ -11,10 +11,8 @@ import socket
 
 import httpx
 import pytest
-from django.db import transaction
 
 from orders.models import Order
-from products.models import Product
 from tests.faults import backends, buy, token_for
 from tests.invariants import assert_stock_reconciles
 from tests.servers import running_app, wait_until
@@ -22,22 +20,18 @@ from tests.servers import running_app, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _hold_row_lock(product_id: int) -> None:
-    Product.objects.select_for_update().get(pk=product_id)
-
-
-def test_a_lock_held_past_lock_timeout_answers_busy_and_changes_nothing(make_user, make_product):
+def test_a_lock_held_past_lock_timeout_answers_busy_and_changes_nothing(make_user, make_product, row_locked_elsewhere):
     product = make_product(stock=5)
     tokens = [token_for(make_user()) for _ in range(3)]
     with running_app(env={"LOCK_TIMEOUT_MS": "200"}, workers=2) as base:
-        with transaction.atomic():
-            _hold_row_lock(product.pk)  # an admin transaction, a slow restock… anything
+        with row_locked_elsewhere(product.pk):  # an admin transaction, a slow restock… anything
             answers = []
             for token in tokens:
                 status, code, _type = buy(base, token, product.pk)
                 answers.append((status, code))
         after = buy(base, tokens[0], product.pk)
-        retry_after = _busy_retry_after(base, tokens[1], product.pk)
+        with row_locked_elsewhere(product.pk):
+            retry_after = _busy_retry_after(base, tokens[1], product.pk)
     assert answers == [(503, "busy")] * 3
     assert after[:2] == (201, None)
     assert int(retry_after) >= 1
@@ -47,11 +41,9 @@ def test_a_lock_held_past_lock_timeout_answers_busy_and_changes_nothing(make_use
 
 
 def _busy_retry_after(base, token, product_id):
-    """One more busy answer, read raw for its Retry-After header."""
-    with transaction.atomic():
-        _hold_row_lock(product_id)
-        response = httpx.post(f"{base}/api/orders/", json={"product_id": product_id},
-                              headers={"Authorization": f"Token {token}"}, timeout=30)
+    """One more busy answer (the row being locked elsewhere), read raw for its Retry-After header."""
+    response = httpx.post(f"{base}/api/orders/", json={"product_id": product_id},
+                          headers={"Authorization": f"Token {token}"}, timeout=30)
     assert response.status_code == 503 and response.json()["code"] == "busy"
     assert response.headers["content-type"].startswith("application/json")
     return response.headers["Retry-After"]
@@ -71,14 +63,14 @@ def _raw_post(port: int, token: str, body: bytes, *, declared_length: int | None
     return sock
 
 
-def test_a_client_that_hangs_up_while_waiting_for_the_lock_gets_its_order_whole(make_user, make_product):
+def test_a_client_that_hangs_up_while_waiting_for_the_lock_gets_its_order_whole(make_user, make_product,
+                                                                                row_locked_elsewhere):
     product = make_product(stock=3)
     shopper = make_user()
     token = token_for(shopper)
     with running_app(env={"LOCK_TIMEOUT_MS": "30000"}, workers=1) as base:
         port = int(base.rsplit(":", 1)[1])
-        with transaction.atomic():
-            _hold_row_lock(product.pk)
+        with row_locked_elsewhere(product.pk):
             body = f'{{"product_id": {product.pk}}}'.encode()
             sock = _raw_post(port, token, body, key="hang-up-1")
             wait_until(lambda: backends("wait_event_type = 'Lock'"), what="the purchase to queue on the lock")

@@ -1,6 +1,6 @@
 """PostgreSQL restarted, and Redis stopped, in the middle of a burst of purchases.
 
-Found (see docs/operations-hardening.md, Failure modes):
+Found (see docs/failure-modes.md):
 - PostgreSQL restart: every answer is 201, 409 or 503 `unavailable` JSON (no 500, no
   HTML); the same gunicorn workers serve 201s again once it is back (the connection pool
   discards each dead connection after the request it failed); re-sending each 503 with its Idempotency-Key settles every

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.concurrency import run_at_once
-from tests.faults import token_for
+from tests.faults import buy, token_for
 from tests.invariants import assert_stock_reconciles
 from tests.servers import free_port, running_app, scratch_redis, wait_until
 
@@ -90,15 +90,8 @@ def _answers(base: str) -> bool:
         return False
 
 
-def _client(front: str, source: str) -> httpx.Client:
-    return httpx.Client(base_url=front, timeout=30, transport=httpx.HTTPTransport(local_address=source))
-
-
 def _buy(front, source, token, product_id, headers=None) -> tuple[int, str | None]:
-    with _client(front, source) as client:
-        response = client.post("/api/orders/", json={"product_id": product_id},
-                               headers={"Authorization": f"Token {token}", **(headers or {})})
-    return response.status_code, response.json().get("code")
+    return buy(front, token, product_id, headers=headers, source=source, timeout=30)[:2]
 
 
 def _purchases_served(base: str) -> float:

@@ -8,7 +8,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from dashboard.race_lab import run_race
+from dashboard.models import LabShelf
+from dashboard.race_lab import RaceResult, run_race
 from products.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,11 +26,17 @@ def test_safe_strategies_sell_exactly_the_stock(strategy):
     assert (result.sold, result.final_stock, result.oversold) == (10, 0, 0)
 
 
-def test_lab_products_are_scratch_and_leave_nothing_behind(make_product):
-    make_product(stock=3)
+def test_lab_shelves_are_scratch_and_never_touch_the_shop(make_product):
+    product = make_product(stock=3)
     run_race(strategy="conditional", buyers=5, stock=2)
-    assert not Product.objects.filter(is_lab=True).exists()
-    assert Product.objects.count() == 1
+    assert not LabShelf.objects.exists()
+    assert list(Product.objects.values_list("pk", "stock")) == [(product.pk, 3)]
+
+
+def test_oversold_counts_units_sold_beyond_the_stock():
+    result = RaceResult(strategy="unsafe", buyers=40, stock=15, sold=30, final_stock=4, seconds=1.0)
+    assert result.oversold == 15  # 30 sold, 15 existed
+    assert result.lost_updates == 19  # only 11 units ever left the shelf
 
 
 def test_command_exits_1_when_a_strategy_oversold(tmp_path):
@@ -53,16 +60,6 @@ def test_command_exits_0_for_a_safe_strategy():
 def test_command_refuses_out_of_range_input():
     with pytest.raises(CommandError, match="--buyers"):
         call_command("race_lab", "--buyers", "0", "--stock", "5")
-
-
-def test_shop_purchase_of_a_lab_product_is_not_found(make_product, shopper, client_for, no_rate_limits):
-    lab = make_product(stock=5)
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
-    response = client_for(shopper).post("/api/orders/", {"product_id": lab.pk}, format="json")
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert client_for().get(f"/api/products/{lab.pk}/stock/").status_code == 404
-    lab.refresh_from_db()
-    assert lab.stock == 5
 
 
 def test_page_is_for_staff_only(make_user):

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "products",
     "orders",
     "dashboard",
+    "shoppers",
 ]
 
 MIDDLEWARE = [
@@ -187,7 +188,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Products, stock, purchases and orders of the flash-sale shop. Authenticate with "
         "`Authorization: Token <key>` (from `POST /api/auth/token/`) or a browser session. "
-        "Every error is `{\"detail\", \"code\"}` (plus `errors` for validation)."
+        "Every error is `{\"detail\", \"code\"}` (plus `errors` for validation). This schema and "
+        "the error codes are generated from the same code as the answers (docs/api.md in the repository)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -200,16 +202,17 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.OrderStatus.choices",
         "HealthStatusEnum": ["ok", "degraded", "down"],
         "DependencyStatusEnum": ["up", "down"],
+        "ErrorCodeEnum": "flashsale.error_codes.CHOICES",
     },
 }
 
-# --- the shop's own knobs ------------------------------------------------------------
+# The shop's own knobs.
 # Rates are django-ratelimit strings ("5/m"); None disables that limit.
 RATE_LIMIT_PURCHASE_USER = env_rate("RATE_LIMIT_PURCHASE_USER", "5/m")
 RATE_LIMIT_PURCHASE_IP = env_rate("RATE_LIMIT_PURCHASE_IP", "60/m")
 RATE_LIMIT_LOGIN_IP = env_rate("RATE_LIMIT_LOGIN_IP", "10/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (see README, Failure modes)
+RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (docs/decisions/redis-fails-open.md)
 
 # How long a purchase waits for the product's row lock before answering 503 busy.
 LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)

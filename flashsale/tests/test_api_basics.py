@@ -61,7 +61,7 @@ def test_schema_generates_without_warnings():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_down_purchases_go_on_unlimited_and_limits_return(make_product, make_user, client_for, settings):
+def test_redis_down_purchases_go_on_unlimited_and_limits_return(make_product, make_user, client_for, settings, buy):
     """Stop a real Redis: health says degraded, purchases still work without limits, then limits come back."""
     settings.RATE_LIMIT_PURCHASE_USER = "1/m"
     settings.RATE_LIMIT_PURCHASE_IP = None
@@ -69,20 +69,20 @@ def test_redis_down_purchases_go_on_unlimited_and_limits_return(make_product, ma
     shopper = make_user()
     client = client_for(shopper)
 
-    def buy():
-        return client.post("/api/orders/", {"product_id": product.pk}, format="json").status_code
+    def buy_one():
+        return buy(client, product.pk).status_code
 
     with scratch_redis() as redis_server:
         caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_server.url}}
         with override_settings(CACHES=caches):
-            assert [buy(), buy()] == [201, 429]
+            assert [buy_one(), buy_one()] == [201, 429]
             redis_server.stop()
             assert client.get("/api/health/").json()["status"] == "degraded"
             assert client.get("/api/health/").status_code == 200
-            assert [buy(), buy(), buy()] == [201, 201, 201]  # fail open: the database still guards stock
+            assert [buy_one(), buy_one(), buy_one()] == [201, 201, 201]  # fail open: the database still guards stock
             redis_server.start()
             assert client.get("/api/health/").json()["status"] == "ok"
-            assert [buy(), buy()] == [201, 429]
+            assert [buy_one(), buy_one()] == [201, 429]
             cache.clear()
     product.refresh_from_db()
     assert product.stock == 20 - 5

@@ -26,12 +26,11 @@ def test_metrics_add_up_across_gunicorn_workers(make_user, make_product):
     product = make_product(stock=2)
     sold_out = make_product(stock=0)
     headers = {"Authorization": f"Token {token}"}
-    with running_app(workers=2) as base:
-        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
-            answers = [client.post("/api/orders/", json={"product_id": product.pk}).status_code for _ in range(3)]
-            answers.append(client.post("/api/orders/", json={"product_id": sold_out.pk}).status_code)
-            # Several scrapes land on different workers; each must see every worker's samples.
-            scrapes = [client.get("/metrics") for _ in range(4)]
+    with running_app(workers=2) as base, httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        answers = [client.post("/api/orders/", json={"product_id": product.pk}).status_code for _ in range(3)]
+        answers.append(client.post("/api/orders/", json={"product_id": sold_out.pk}).status_code)
+        # Several scrapes land on different workers; each must see every worker's samples.
+        scrapes = [client.get("/metrics") for _ in range(4)]
     assert answers == [201, 201, 409, 409]
     for scrape in scrapes:
         assert scrape.status_code == 200

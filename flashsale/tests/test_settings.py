@@ -51,3 +51,27 @@ def test_debug_is_off_by_default(settings):
     from flashsale.settings import base
 
     assert os.environ.get("DEBUG") is not None or base.DEBUG is False
+
+
+@pytest.mark.parametrize("module", ["flashsale.settings.local", "flashsale.settings.test"])
+def test_importing_checkout_settings_starts_and_writes_nothing(tmp_path, module):
+    data_dir = tmp_path / "data"
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module} as s; print(s.DATABASES['default']['HOST'])"],
+        cwd=ROOT, env={**clean, "FLASHSALE_DATA_DIR": str(data_dir)}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not data_dir.exists()  # no server, no socket dir, no secret key file
+    assert result.stdout.strip() == str(data_dir / "postgres")  # it names where the embedded server listens
+
+
+def test_provide_names_the_embedded_servers_only_for_checkout_settings():
+    from flashsale import embedded
+
+    production = {"DJANGO_SETTINGS_MODULE": "flashsale.settings.production"}
+    assert embedded.provide(production) == [] and set(production) == {"DJANGO_SETTINGS_MODULE"}
+    named = {"DJANGO_SETTINGS_MODULE": "flashsale.settings.local", "DATABASE_URL": "postgres://x@h/db",
+             "REDIS_URL": "redis://h:6379/0", "SECRET_KEY": "k"}
+    assert embedded.provide(dict(named)) == [] and embedded.provide(named) == []
+    assert named["DATABASE_URL"] == "postgres://x@h/db"  # what the env names wins

@@ -11,13 +11,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/orders/order/"
 
 
-@pytest.fixture
-def admin_client(client, staff):
-    staff.is_superuser = True
-    staff.save()
-    client.force_login(staff)
-    return client
-
 
 @pytest.fixture
 def orders(make_product, make_user):

@@ -13,11 +13,6 @@ ORDER_KEYS = {"id", "product_id", "product_name", "quantity", "unit_price", "tot
               "created_at", "remaining_stock"}
 
 
-def buy(client, product_id, quantity=None, **headers):
-    body = {"product_id": product_id} if quantity is None else {"product_id": product_id, "quantity": quantity}
-    return client.post("/api/orders/", body, format="json", headers=headers)
-
-
 def assert_error(response, status, code):
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
@@ -32,7 +27,7 @@ def buyer(client_for, shopper, no_rate_limits):
     return client_for(shopper)
 
 
-def test_purchase_answers_201_with_the_order(buyer, make_product):
+def test_purchase_answers_201_with_the_order(buyer, make_product, buy):
     product = make_product(stock=5, price="9.99")
     response = buy(buyer, product.pk, 2)
     assert response.status_code == 201
@@ -44,7 +39,7 @@ def test_purchase_answers_201_with_the_order(buyer, make_product):
     assert_stock_reconciles(product.pk)
 
 
-def test_quantity_defaults_to_one(buyer, make_product):
+def test_quantity_defaults_to_one(buyer, make_product, buy):
     product = make_product(stock=5)
     assert buy(buyer, product.pk).json()["quantity"] == 1
 
@@ -115,7 +110,7 @@ def test_oversized_body_is_refused_without_a_500(buyer, make_product):
     assert product.stock == 5
 
 
-def test_anonymous_and_bad_token_are_401(client_for, make_product):
+def test_anonymous_and_bad_token_are_401(client_for, make_product, buy):
     product = make_product()
     anonymous = client_for(None)
     response = buy(anonymous, product.pk)
@@ -127,7 +122,7 @@ def test_anonymous_and_bad_token_are_401(client_for, make_product):
     assert_error(bad.get("/api/orders/"), 401, "not_authenticated")
 
 
-def test_unknown_product_is_404(buyer):
+def test_unknown_product_is_404(buyer, buy):
     assert_error(buy(buyer, 987654321), 404, "not_found")
 
 
@@ -141,13 +136,13 @@ def test_unknown_product_is_404(buyer):
         (dict(stock=10, max_per_user=2), 3, "purchase_limit_reached"),
     ],
 )
-def test_sale_refusals_are_409_with_their_code(buyer, make_product, setup, quantity, code):
+def test_sale_refusals_are_409_with_their_code(buyer, make_product, setup, quantity, code, buy):
     product = make_product(**setup)
     assert_error(buy(buyer, product.pk, quantity), 409, code)
     assert not Order.objects.exists()
 
 
-def test_idempotency_key_replays_and_rejects_reuse(buyer, make_product):
+def test_idempotency_key_replays_and_rejects_reuse(buyer, make_product, buy):
     product = make_product(stock=5)
     first = buy(buyer, product.pk, 1, **{"Idempotency-Key": "order-1"})
     again = buy(buyer, product.pk, 1, **{"Idempotency-Key": "order-1"})
@@ -159,7 +154,7 @@ def test_idempotency_key_replays_and_rejects_reuse(buyer, make_product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_key_still_in_flight_is_409(client_for, shopper, make_product, no_rate_limits):
+def test_key_still_in_flight_is_409(client_for, shopper, make_product, no_rate_limits, buy):
     product = make_product(stock=5)
     with _advisory_lock_held(f"order-key:{shopper.pk}:busy-key"):
         response = buy(client_for(shopper), product.pk, 1, **{"Idempotency-Key": "busy-key"})
@@ -169,11 +164,11 @@ def test_key_still_in_flight_is_409(client_for, shopper, make_product, no_rate_l
 
 
 @pytest.mark.django_db(transaction=True)
-def test_row_lock_timeout_is_503_busy_and_changes_nothing(client_for, shopper, make_product, no_rate_limits, settings):
+def test_row_lock_timeout_is_503_busy_and_changes_nothing(client_for, shopper, make_product, no_rate_limits, settings,
+                                                          row_locked_elsewhere, buy):
     settings.LOCK_TIMEOUT_MS = 150
     product = make_product(stock=5)
-    with other_session() as other:
-        other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product.pk])
+    with row_locked_elsewhere(product.pk):
         response = buy(client_for(shopper), product.pk)
     assert_error(response, 503, "busy")
     assert int(response["Retry-After"]) >= 1
@@ -181,7 +176,7 @@ def test_row_lock_timeout_is_503_busy_and_changes_nothing(client_for, shopper, m
     assert product.stock == 5 and not Order.objects.exists()
 
 
-def test_rate_limit_per_shopper_is_429_with_retry_after(client_for, shopper, make_product, settings):
+def test_rate_limit_per_shopper_is_429_with_retry_after(client_for, shopper, make_product, settings, buy):
     settings.RATE_LIMIT_PURCHASE_USER = "2/m"
     settings.RATE_LIMIT_PURCHASE_IP = None
     product = make_product(stock=50)
@@ -198,7 +193,7 @@ def test_rate_limit_per_shopper_is_429_with_retry_after(client_for, shopper, mak
     assert buy(client_for(other), product.pk).status_code == 201
 
 
-def test_rate_limit_per_ip_covers_all_shoppers(client_for, make_user, make_product, settings):
+def test_rate_limit_per_ip_covers_all_shoppers(client_for, make_user, make_product, settings, buy):
     settings.RATE_LIMIT_PURCHASE_USER = None
     settings.RATE_LIMIT_PURCHASE_IP = "3/m"
     product = make_product(stock=50)
@@ -213,7 +208,7 @@ def test_rate_limit_comes_before_input_checks(client_for, shopper, settings):
     assert_error(client.post("/api/orders/", {"product_id": "x"}, format="json"), 429, "rate_limited")
 
 
-def test_spoofed_forwarded_for_does_not_dodge_the_ip_limit(client_for, make_user, make_product, settings):
+def test_spoofed_forwarded_for_does_not_dodge_the_ip_limit(client_for, make_user, make_product, settings, buy):
     settings.RATE_LIMIT_PURCHASE_USER = None
     settings.RATE_LIMIT_PURCHASE_IP = "2/m"
     product = make_product(stock=50)
@@ -223,7 +218,7 @@ def test_spoofed_forwarded_for_does_not_dodge_the_ip_limit(client_for, make_user
     assert answers == [201, 201, 429, 429]
 
 
-def test_orders_list_is_own_newest_first_and_paginated(client_for, make_user, make_product, no_rate_limits):
+def test_orders_list_is_own_newest_first_and_paginated(client_for, make_user, make_product, no_rate_limits, buy):
     product = make_product(stock=50)
     me, someone = make_user(), make_user()
     mine = [buy(client_for(me), product.pk).json()["id"] for _ in range(3)]
@@ -236,7 +231,7 @@ def test_orders_list_is_own_newest_first_and_paginated(client_for, make_user, ma
     assert len(small["results"]) == 2 and small["next"]
 
 
-def test_staff_see_all_orders_and_filter_them(client_for, make_user, staff, make_product, no_rate_limits):
+def test_staff_see_all_orders_and_filter_them(client_for, make_user, staff, make_product, no_rate_limits, buy):
     one, two = make_product(stock=20), make_product(stock=20)
     alice, bob = make_user("alice-f"), make_user("bob-f")
     buy(client_for(alice), one.pk)
@@ -255,7 +250,7 @@ def test_staff_see_all_orders_and_filter_them(client_for, make_user, staff, make
     assert client_for(alice).get("/api/orders/?user=bob-f").json()["count"] == 1
 
 
-def test_another_shoppers_order_is_404(client_for, make_user, make_product, no_rate_limits):
+def test_another_shoppers_order_is_404(client_for, make_user, make_product, no_rate_limits, buy):
     product = make_product()
     owner, stranger = make_user(), make_user()
     order_id = buy(client_for(owner), product.pk).json()["id"]
@@ -265,7 +260,7 @@ def test_another_shoppers_order_is_404(client_for, make_user, make_product, no_r
     assert Order.objects.get(pk=order_id).status == "confirmed"
 
 
-def test_cancel_by_owner_and_by_staff(client_for, shopper, staff, make_product, no_rate_limits):
+def test_cancel_by_owner_and_by_staff(client_for, shopper, staff, make_product, no_rate_limits, buy):
     product = make_product(stock=5)
     owner = client_for(shopper)
     first = buy(owner, product.pk, 2).json()["id"]
@@ -300,9 +295,6 @@ def test_unknown_api_path_is_json_404(buyer):
     assert_error(buyer.get("/api/nothing-here/"), 404, "not_found")
 
 
-# --- helpers ----------------------------------------------------------------------------
-
-
 @contextlib.contextmanager
 def _advisory_lock_held(name: str):
     with other_session() as other:
@@ -313,7 +305,7 @@ def _advisory_lock_held(name: str):
             other.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
 
 
-def test_the_purchase_answer_is_the_order_serializer_s_object(buyer, make_product):
+def test_the_purchase_answer_is_the_order_serializer_s_object(buyer, make_product, buy):
     from orders.api import order_answer
     from orders.models import Order
     from orders.serializers import OrderSerializer

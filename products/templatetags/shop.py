@@ -1,10 +1,15 @@
 """Small display helpers for the shop's templates."""
 
+import json
+
 from django import template
 
 register = template.Library()
 
+# The words for each sale status, in one place: the templates render them and hand them to
+# sale.js (`data-labels`), which only ever switches between them as the server's status moves.
 STATUS_LABELS = {"upcoming": "Starts soon", "active": "On sale", "sold_out": "Sold out", "ended": "Ended"}
+BUTTON_LABELS = {"upcoming": "Not open yet", "active": "Buy now", "sold_out": "Sold out", "ended": "Sale ended"}
 
 
 @register.filter
@@ -18,6 +23,17 @@ def stock_percent(product) -> int:
 @register.filter
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
+
+
+@register.filter
+def button_label(status: str) -> str:
+    return BUTTON_LABELS.get(status, status)
+
+
+@register.simple_tag
+def sale_labels() -> str:
+    """The labels as JSON for a data attribute (the template escapes it)."""
+    return json.dumps({"badge": STATUS_LABELS, "button": BUTTON_LABELS})
 
 
 @register.filter

@@ -5,7 +5,6 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from products.models import Product
 from tests.invariants import assert_stock_reconciles
 
 
@@ -33,9 +32,3 @@ def test_restock_refuses_bad_quantities_and_changes_nothing(make_product, quanti
     product.refresh_from_db()
     assert product.stock == 3
 
-
-def test_restock_refuses_lab_products(make_product):
-    product = make_product(stock=3, slug="lab-row")
-    Product.objects.filter(pk=product.pk).update(is_lab=True)
-    with pytest.raises(CommandError, match="race-lab"):
-        call_command("restock", "lab-row", "5")

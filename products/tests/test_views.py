@@ -1,5 +1,6 @@
 """The shopper's sale pages and the buy form, through Django's test client (real DB and Redis)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,6 @@ from django.urls import reverse
 
 from orders.models import Order
 from orders.services import purchase
-from products.models import Product
 from tests.invariants import assert_stock_reconciles
 
 pytestmark = pytest.mark.django_db
@@ -21,18 +21,15 @@ def detail_url(product):
     return reverse("products:detail", kwargs={"slug": product.slug})
 
 
-def test_sale_list_shows_shop_products_and_hides_lab_ones(client, make_product):
+def test_sale_list_shows_the_shop_products(client, make_product):
     on_sale = make_product(name="Red Kettle", stock=7)
     upcoming = make_product(name="Blue Lamp", starts_in=timedelta(hours=2))
-    lab = make_product(name="Lab Scratch")
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
 
     response = client.get("/")
 
     assert response.status_code == 200
     html = response.content.decode()
     assert "Red Kettle" in html and "Blue Lamp" in html
-    assert "Lab Scratch" not in html
     assert html.index("Red Kettle") < html.index("Blue Lamp")  # open sales first
     assert 'data-countdown datetime="' in html
     assert on_sale.slug in html and upcoming.slug in html
@@ -58,10 +55,7 @@ def test_upcoming_product_shows_the_countdown_and_a_disabled_button(client, make
     assert 'http-equiv="refresh"' in html  # without JavaScript the page reloads as the sale opens
 
 
-def test_unknown_and_lab_products_are_404(client, make_product):
-    lab = make_product()
-    Product.objects.filter(pk=lab.pk).update(is_lab=True)
-    assert client.get(detail_url(lab)).status_code == 404
+def test_unknown_products_are_404(client):
     assert client.get("/products/no-such-thing/").status_code == 404
 
 
@@ -157,32 +151,14 @@ def test_rate_limits_come_before_input_checks(client, make_product, shopper, set
 
 
 @pytest.mark.django_db(transaction=True)
-def test_busy_answer_is_shown_as_a_message(client, make_product, shopper, no_rate_limits, settings):
+def test_busy_answer_is_shown_as_a_message(client, make_product, shopper, no_rate_limits, settings,
+                                           row_locked_elsewhere):
     """Hold the product's row lock in another connection; the form answers 503 busy, not a hang."""
-    import threading
-
-    from django.db import connection, transaction
-
     settings.LOCK_TIMEOUT_MS = 200
     product = make_product(stock=5)
     client.force_login(shopper)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        with transaction.atomic():
-            Product.objects.select_for_update().get(pk=product.pk)
-            locked.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        locked.wait(10)
+    with row_locked_elsewhere(product.pk):
         response = client.post(buy_url(product), {"quantity": 1})
-    finally:
-        release.set()
-        holder.join()
     assert response.status_code == 503
     assert 'data-outcome="busy"' in response.content.decode()
     assert response["Retry-After"] == "1"
@@ -206,3 +182,16 @@ def test_stock_shown_is_the_stock_left(client, make_product, shopper):
     product = make_product(stock=4)
     purchase(user=shopper, product_id=product.pk, quantity=3)
     assert "<strong data-stock>1</strong>" in client.get(detail_url(product)).content.decode()
+
+
+def test_the_page_hands_sale_js_the_servers_words(client, make_product):
+    """sale.js switches the badge and the button between these; it never words a status itself."""
+    import html
+    import re
+
+    from products.templatetags.shop import BUTTON_LABELS, STATUS_LABELS
+
+    page = client.get(detail_url(make_product(stock=0))).content.decode()
+    labels = json.loads(html.unescape(re.search(r'data-labels="([^"]*)"', page).group(1)))
+    assert labels == {"badge": STATUS_LABELS, "button": BUTTON_LABELS}
+    assert "<span data-buy-label>Sold out</span>" in page

@@ -5,8 +5,6 @@
   "use strict";
 
   var POLL_MS = 1500;
-  var LABELS = { upcoming: "Starts soon", active: "On sale", sold_out: "Sold out", ended: "Ended" };
-  var BUTTON = { upcoming: "Not open yet", active: "Buy now", sold_out: "Sold out", ended: "Sale ended" };
   var skew = 0; // server clock minus this browser's clock, from the page's data-server-now
 
   function now() { return Date.now() + skew; }
@@ -34,6 +32,8 @@
     this.root = root;
     this.url = root.getAttribute("data-stock-url");
     this.status = root.getAttribute("data-status");
+    // The server's words for each status (products/templatetags/shop.py); nothing is re-derived here.
+    this.labels = JSON.parse(root.getAttribute("data-labels") || "{}");
     this.startsAt = Date.parse(root.getAttribute("data-starts-at"));
     this.stock = root.querySelector("[data-stock]");
     this.meter = root.querySelector("[data-stock-meter]");
@@ -58,13 +58,13 @@
     if (status !== this.status) {
       this.status = status;
       this.root.setAttribute("data-status", status);
-      this.badge.textContent = LABELS[status] || status;
+      this.badge.textContent = (this.labels.badge || {})[status] || status;
       this.badge.className = "badge badge--" + status;
       this.countdown.hidden = status !== "upcoming";
     }
     if (!this.submitting) {
       this.button.disabled = status !== "active";
-      this.label.textContent = BUTTON[status] || status;
+      this.label.textContent = (this.labels.button || {})[status] || status;
     }
     if (this.quantity && status === "active" && stock > 0) {
       var cap = parseInt(this.quantity.getAttribute("data-cap") || this.quantity.max, 10);

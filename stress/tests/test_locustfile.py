@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orders.services import create_shoppers
 from products.models import Product
+from shoppers.services import create_shoppers
 from tests.invariants import assert_stock_reconciles
 from tests.servers import ROOT, running_app
 

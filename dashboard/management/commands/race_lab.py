@@ -50,6 +50,6 @@ class Command(BaseCommand):
         widths = [max(len(COLUMNS[i]), *(len(row[i]) for row in rows)) for i in range(len(COLUMNS))]
         fmt = "  ".join([f"{{:<{widths[0]}}}", *(f"{{:>{w}}}" for w in widths[1:])])
         self.stdout.write(fmt.format(*COLUMNS))
-        for result, row in zip(results, rows):
+        for result, row in zip(results, rows, strict=True):
             line = fmt.format(*row)
             self.stdout.write(self.style.ERROR(line) if result.oversold else line)

@@ -1,4 +1,4 @@
-"""Check guarantee 1 for every shop product (race-lab scratch rows are left out): stock + live units sold == units received."""
+"""Check guarantee 1 for every product: stock + live units sold == units received."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,15 +12,14 @@ class Command(BaseCommand):
         "Check the never-oversell guarantee for every shop product: stock must be >= 0 and stock plus "
         "the units in non-cancelled orders must equal the units received (initial stock plus "
         "restocks). Prints one row per product and exits 1 if any product is out of balance, so "
-        "it can run from cron or CI. --mismatches-only prints only the bad rows. Race-lab scratch "
-        "products are left out: the lab's unsafe strategy breaks the guarantee on purpose."
+        "it can run from cron or CI. --mismatches-only prints only the bad rows."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--mismatches-only", action="store_true", help="print only products that do not reconcile")
 
     def handle(self, *args, mismatches_only, **options):
-        rows = stock_reconciliation().filter(is_lab=False)  # the race lab's scratch rows are not for sale
+        rows = stock_reconciliation()
         table, bad = [], 0
         for row in rows.iterator():
             ok = row["difference"] == 0 and row["stock"] >= 0

@@ -5,9 +5,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from flashsale.error_codes import SALE_REFUSALS
 from stress.load import NotLoopback, loopback_base_url
 from stress.scenario import close_sale, fire_purchases, prepare_sale, read_back, verdict
 
+# code -> status of the refusals a correct sale gives a crowd bigger than its stock
+EXPECTED_REFUSALS = {code.value: code.status for code in SALE_REFUSALS}
 
 MAX_BUYERS = 100_000
 MAX_CONCURRENCY = 10_000  # sockets held open by one process
@@ -111,6 +114,8 @@ class Command(BaseCommand):
         for answer, count in failures.items():
             status, code = answer.split(" ", 1)
             label = "no answer" if status == "0" else f"{status} {code}"
+            if EXPECTED_REFUSALS.get(code) == int(status):
+                label += " (expected: the sale turning buyers away)"
             write(f"  failures            {count:,}  {label}")
         write(f"  final stock         {report['final_stock']:,} (orders read back: {report['orders_read_back']:,})")
         write(f"  oversold units      {report['oversold']:,}")

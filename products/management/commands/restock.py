@@ -23,8 +23,6 @@ class Command(BaseCommand):
         product = Product.objects.filter(slug=slug).first()
         if product is None:
             raise CommandError(f"No product with slug {slug!r}.")
-        if product.is_lab:
-            raise CommandError(f"{slug!r} is a race-lab scratch product, not part of the shop.")
         before = product.stock
         try:
             product = restock(product=product, quantity=quantity)

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             created = self._products(now)
             self._users()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new products)."))
-        self.stdout.write("  staff login:    %s / %s  (admin, dashboard)" % STAFF)
+        self.stdout.write("  staff login:    {} / {}  (admin, dashboard)".format(*STAFF))
         for username, password in SHOPPERS:
             self.stdout.write(f"  shopper login:  {username} / {password}")
 

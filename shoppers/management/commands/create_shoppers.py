@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services import create_shoppers
+from shoppers.services import create_shoppers
 
 
 class Command(BaseCommand):

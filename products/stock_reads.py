@@ -12,7 +12,7 @@ the cost of a bare WSGI answer, which is what `make bench` holds it against.
   it through Django (which reads the row itself, not the view's own per-process copy),
   while concurrent requests keep replaying the old copy until that refresh lands, never
   past 2 x STOCK_READ_CACHE_MS (<= 1 s).
-- Only `200`s are kept, so an unknown or lab product (`404 not_found`), a bad id, another
+- Only `200`s are kept, so an unknown product (`404 not_found`), a bad id, another
   method (`405`), a disallowed Host (`400`) or a database outage (`503`) are always
   Django's own fresh answer. Buyers never see this copy: a purchase locks the row.
 """

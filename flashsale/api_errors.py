@@ -16,28 +16,11 @@ from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from flashsale.error_status import STATUS_BY_CODE
 from flashsale.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-STATUS_BY_CODE = {
-    "invalid": 400,
-    "not_authenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "sale_not_started": 409,
-    "sale_ended": 409,
-    "purchase_limit_reached": 409,
-    "sold_out": 409,
-    "insufficient_stock": 409,
-    "already_cancelled": 409,
-    "idempotency_key_in_use": 409,
-    "idempotency_key_reused": 422,
-    "rate_limited": 429,
-    "busy": 503,
-    "unavailable": 503,
-}
 
 # DRF exception class -> (status, our code, default message). A body that is not JSON and an
 # Accept header we cannot serve keep their precise HTTP status but carry the contract's

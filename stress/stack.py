@@ -22,6 +22,7 @@ LOAD_ENV = {
     "RATE_LIMIT_PURCHASE_USER": "off",
     "RATE_LIMIT_PURCHASE_IP": "off",
     "RATE_LIMIT_LOGIN_IP": "off",
+    "RATE_LIMIT_LOGIN_USER": "off",
     "GUNICORN_LOG_LEVEL": "warning",
 }
 

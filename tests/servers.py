@@ -76,6 +76,7 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
         "RATE_LIMIT_PURCHASE_USER": "off",
         "RATE_LIMIT_PURCHASE_IP": "off",
         "RATE_LIMIT_LOGIN_IP": "off",
+        "RATE_LIMIT_LOGIN_USER": "off",
         "GUNICORN_LOG_LEVEL": "warning",
         **(env or {}),
     }

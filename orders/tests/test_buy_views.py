@@ -162,3 +162,115 @@ def test_a_get_on_the_buy_address_goes_back_to_the_sale(client, make_product):
     assert client.put(buy_url(product)).status_code == 405
 
 
+
+
+def _form_key(html: str) -> str:
+    return html.split('name="idempotency_key" value="')[1].split('"')[0]
+
+
+def test_back_then_a_new_quantity_is_a_new_purchase_and_a_resubmit_is_not(client, make_product, shopper, no_rate_limits):
+    """Issue 12.1: the page restored by Back still carries its old key; a new quantity must buy."""
+    product = make_product(stock=10)
+    client.force_login(shopper)
+    key = _form_key(client.get(detail_url(product)).content.decode())
+    first = client.post(buy_url(product), {"quantity": 1, "idempotency_key": key})
+    again = client.post(buy_url(product), {"quantity": 1, "idempotency_key": key}, follow=True)  # a double click
+    second = client.post(buy_url(product), {"quantity": 2, "idempotency_key": key}, follow=True)  # Back, then 2
+    assert first.status_code == 302
+    assert "nothing was bought twice" in again.content.decode()
+    assert second.status_code == 200 and "confirmed: 2 ×" in second.content.decode()
+    assert sorted(Order.objects.values_list("quantity", flat=True)) == [1, 2]
+    assert_stock_reconciles(product.pk)
+
+
+def test_every_rendering_of_the_sale_page_has_a_fresh_key_and_is_never_cached(client, make_product, shopper):
+    product = make_product(stock=10)
+    client.force_login(shopper)
+    pages = [client.get(detail_url(product)) for _ in range(2)]
+    assert _form_key(pages[0].content.decode()) != _form_key(pages[1].content.decode())
+    assert pages[0]["Cache-Control"] == "no-store"  # Back re-asks the server: live stock, new key
+    assert 'autocomplete="off"' in pages[0].content.decode()  # nor does the browser restore the old key
+
+
+def test_a_refusal_comes_back_with_a_fresh_key_the_typed_quantity_and_focus_on_the_message(
+    client, make_product, shopper, no_rate_limits
+):
+    product = make_product(stock=2)
+    client.force_login(shopper)
+    response = client.post(buy_url(product), {"quantity": 3, "idempotency_key": "old-key"})
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert _form_key(html) not in ("", "old-key")
+    assert 'value="3"' in html
+    alert = html.split('data-outcome="insufficient_stock"')[0].rsplit("<div", 1)[1]
+    assert 'role="alert"' in alert and 'tabindex="-1"' in alert and "autofocus" in alert
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_the_quantity_box_allows_only_what_this_shopper_may_still_buy(client, make_product, shopper, no_rate_limits):
+    """Issue 12.2: min/max stop typos in the browser before they spend a rate-limit slot."""
+    product = make_product(stock=50, max_per_user=3)
+    client.force_login(shopper)
+    html = client.get(detail_url(product)).content.decode()
+    assert 'min="1" max="3"' in html and "You already have" not in html
+    client.post(buy_url(product), {"quantity": 1, "idempotency_key": "a"})
+    html = client.get(detail_url(product)).content.decode()
+    assert 'min="1" max="2"' in html
+    assert "You already have 1; you can buy 2 more." in html
+    assert 'novalidate' not in html.split("data-buy-form")[1].split(">")[0]  # the browser checks min/max
+    client.post(buy_url(product), {"quantity": 2, "idempotency_key": "b"})
+    html = client.get(detail_url(product)).content.decode()
+    assert "You already have 3, the most one shopper may buy." in html
+    assert "Limit reached" in html and html.split("data-buy-button")[1].split(">")[0].strip().startswith("disabled")
+
+
+def test_the_quantity_box_is_capped_by_the_stock(client, make_product, shopper):
+    product = make_product(stock=4)
+    client.force_login(shopper)
+    assert 'min="1" max="4"' in client.get(detail_url(product)).content.decode()
+
+
+def test_items_limited_to_one_have_no_quantity_box(client, make_product, shopper, no_rate_limits):
+    product = make_product(stock=5, max_per_user=1)
+    client.force_login(shopper)
+    html = client.get(detail_url(product)).content.decode()
+    assert 'id="id_quantity"' not in html
+    assert '<input type="hidden" name="quantity" value="1">' in html and "One per shopper." in html
+    assert client.post(buy_url(product), {"quantity": 1, "idempotency_key": "k"}).status_code == 302
+
+
+def test_the_limit_sentence_never_says_you_have_zero(client, make_product, shopper, no_rate_limits):
+    product = make_product(stock=9, max_per_user=2)
+    client.force_login(shopper)
+    html = client.post(buy_url(product), {"quantity": 3}).content.decode()
+    assert "The limit is 2 per shopper; please ask for 2 or fewer." in html
+    assert "you already have 0" not in html
+
+
+def test_every_429_says_how_long_to_wait(client, make_product, shopper, settings):
+    settings.RATE_LIMIT_PURCHASE_USER = "1/m"
+    product = make_product(stock=50)
+    client.force_login(shopper)
+    client.post(buy_url(product), {"quantity": 1})
+    limited = client.post(buy_url(product), {"quantity": 1})
+    seconds = int(limited["Retry-After"])
+    assert limited.status_code == 429
+    assert f"Please wait {seconds} second" in limited.content.decode()
+
+
+def test_ended_and_sold_out_sales_read_as_such(client, make_product, shopper):
+    ended = make_product(stock=40, ends_in=-timedelta(minutes=5), name="Old Hat")
+    sold_out = make_product(stock=0, name="Gone Socks")
+    client.force_login(shopper)
+    html = client.get(detail_url(ended)).content.decode()
+    assert "This sale has ended; nothing more can be bought." in html
+    assert "Sale ended" in html and "Sale ends" not in html
+    assert "<span data-stock-live hidden>" in html  # not "40 of 40 left"
+    assert "<span data-stock-ended>Sale ended</span>" in html
+    form_tag = html.split("data-buy-form")[1].split(">")[0]
+    assert form_tag.rstrip().endswith("hidden")  # no quantity, no button
+    html = client.get(detail_url(sold_out)).content.decode()
+    assert "Sold out · all" in html and 'id="id_quantity"' in html
+    assert html.split("data-quantity-field")[1].split(">")[0].strip() == "hidden"
+    listing = client.get("/").content.decode()
+    assert "This sale has ended" in listing and "Sold out · all" in listing

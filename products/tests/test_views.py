@@ -63,3 +63,80 @@ def test_stock_shown_is_the_stock_left(client, make_product, shopper):
     product = make_product(stock=4)
     purchase(user=shopper, product_id=product.pk, quantity=3)
     assert "<strong data-stock>1</strong>" in client.get(detail_url(product)).content.decode()
+
+
+def test_the_sale_list_polls_one_url_for_all_its_cards(client, make_product):
+    products = [make_product(stock=5), make_product(starts_in=timedelta(minutes=3))]
+    html = client.get("/").content.decode()
+    assert 'data-stock-url="/api/products/stock/"' in html
+    for product in products:
+        assert f'data-card="{product.pk}"' in html
+
+
+def test_bulk_stock_read_is_one_query_for_all_cards(client, make_product, django_assert_num_queries):
+    on_sale, sold_out = make_product(stock=5), make_product(stock=0)
+    soon = make_product(starts_in=timedelta(minutes=3))
+    lab = make_product()
+    Product.objects.filter(pk=lab.pk).update(is_lab=True)
+    ids = f"{on_sale.pk},{sold_out.pk},{soon.pk},{lab.pk},999999999"
+    with django_assert_num_queries(1):
+        response = client.get(f"/api/products/stock/?ids={ids}")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {"results": [
+        {"id": on_sale.pk, "stock": 5, "status": "active"},
+        {"id": sold_out.pk, "stock": 0, "status": "sold_out"},
+        {"id": soon.pk, "stock": 10, "status": "upcoming"},
+    ]}  # lab rows and unknown ids are simply left out
+
+
+@pytest.mark.parametrize("query", ["", "?ids=", "?ids=a,b", "?ids=1,-2", "?ids=" + ",".join(["1"] * 101)])
+def test_bulk_stock_read_refuses_bad_ids_as_json(client, db, query):
+    response = client.get(f"/api/products/stock/{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_bulk_stock_read_shares_the_micro_cache(client, make_product, settings, django_assert_num_queries):
+    from products import selectors
+
+    settings.STOCK_READ_CACHE_MS = 250
+    selectors._recent_levels.clear()
+    first, second = make_product(stock=3), make_product(stock=4)
+    with django_assert_num_queries(1):
+        client.get(f"/api/products/stock/?ids={first.pk},{second.pk}")
+        client.get(f"/api/products/stock/?ids={first.pk},{second.pk}")  # served from this process's cache
+    selectors._recent_levels.clear()
+
+
+def test_times_carry_utc_in_the_markup_for_the_local_clock(client, make_product):
+    product = make_product()
+    html = client.get(detail_url(product)).content.decode()
+    ends = product.sale_ends_at.strftime("%Y-%m-%dT%H:%M:%S")
+    assert f'<time datetime="{ends}' in html and "data-local-time" in html and " UTC</time>" in html
+
+
+def test_products_never_import_orders_and_html_views_never_the_api_errors():
+    """Issue 10.4: dependencies point one way (orders -> products)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def imports(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        return names
+
+    for path in (root / "products").rglob("*.py"):
+        if "tests" in path.parts or "migrations" in path.parts:
+            continue
+        assert not any(name == "orders" or name.startswith("orders.") for name in imports(path)), path
+    for view in ["products/views.py", "orders/views.py", "dashboard/views.py", "dashboard/race_lab_views.py",
+                 "flashsale/accounts.py"]:
+        assert "flashsale.api_errors" not in imports(root / view), view

@@ -50,7 +50,7 @@ class RestockForm(forms.Form):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     # Few, narrow columns: the whole row fits a 1280 px screen next to the filter sidebar.
-    list_display = ["name", "status_badge", "stock", "units_sold", "price", "max_per_user", "sale_window"]
+    list_display = ["name", "status_badge", "stock", "units_sold", "price", "limit", "sale_window"]
     list_filter = [SaleStatusFilter, "sale_starts_at"]
     search_fields = ["name", "slug"]
     ordering = ["-sale_starts_at", "-id"]
@@ -93,6 +93,10 @@ class ProductAdmin(admin.ModelAdmin):
             return format_html("<strong>{}</strong>", status.label)
         return status.label
 
+    @admin.display(description="Limit", ordering="max_per_user")
+    def limit(self, product):
+        return product.max_per_user or "–"
+
     @admin.display(description="Sale window (UTC)", ordering="sale_starts_at")
     def sale_window(self, product):
         def moment(at):
@@ -102,7 +106,7 @@ class ProductAdmin(admin.ModelAdmin):
             return f"ended {moment(product.sale_ends_at)}"
         return f"{moment(product.sale_starts_at)} → {moment(product.sale_ends_at)}"
 
-    @admin.display(description="Units sold", ordering="units_sold_total")
+    @admin.display(description="Sold", ordering="units_sold_total")
     def units_sold(self, product):
         return product.units_sold_total
 

@@ -41,6 +41,7 @@ def no_rate_limits(settings):
     settings.RATE_LIMIT_PURCHASE_USER = None
     settings.RATE_LIMIT_PURCHASE_IP = None
     settings.RATE_LIMIT_LOGIN_IP = None
+    settings.RATE_LIMIT_LOGIN_USER = None
 
 
 @pytest.fixture

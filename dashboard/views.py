@@ -6,7 +6,6 @@ from dashboard import charts
 from dashboard.forms import DAY_CHOICES, StatsFilterForm
 from dashboard.selectors import dashboard_stats, product_choices
 from flashsale.accounts import staff_required
-from flashsale.api_errors import STATUS_BY_CODE
 from flashsale.errors import DomainError
 
 
@@ -17,7 +16,7 @@ def dashboard(request):
         stats_filter = form.stats_filter()
     except DomainError as exc:
         context = {"error": exc.detail, "form": form, "day_choices": DAY_CHOICES, "products": product_choices()}
-        return render(request, "dashboard/dashboard.html", context, status=STATUS_BY_CODE[exc.code])
+        return render(request, "dashboard/dashboard.html", context, status=exc.code.status)
     stats = dashboard_stats(stats_filter)
     revenue_chart = charts.bar_chart([
         (day["date"][5:], float(day["revenue"]), f'{day["date"]}: {day["revenue"]} revenue, {day["units_sold"]} units')
@@ -28,7 +27,7 @@ def dashboard(request):
         pace_chart = charts.bar_chart([
             (point["minute"].strftime("%H:%M"), point["orders"], f'{point["minute"]:%H:%M}: {point["orders"]} orders')
             for point in stats["last_sale"]["series"]
-        ], max_labels=8, width=600)
+        ], max_labels=8, width=600, integer=True)
     return render(request, "dashboard/dashboard.html", {
         "stats": stats,
         "filter": stats_filter,

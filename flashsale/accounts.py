@@ -1,19 +1,21 @@
-"""Shopper accounts on Django's auth views: login (rate limited per address), signup, POST logout.
+"""Shopper accounts on Django's auth views: login, signup, POST logout.
 
-`urlpatterns` here is included at /accounts/. `staff_required` guards staff pages: anonymous
-visitors get the login page, signed-in shoppers a 403, never data. The admin's login is
-rate limited the same way (see flashsale/urls.py).
+`urlpatterns` here is included at /accounts/. Logins (the shop's, the admin's and the API's
+token) are rate limited per address and per username tried (RATE_LIMIT_LOGIN_IP,
+RATE_LIMIT_LOGIN_USER), and match usernames without regard to case, as signup keeps them
+unique without regard to case. `staff_required` guards staff pages: anonymous visitors get
+the login page, signed-in shoppers a 403, never data.
 """
 
 import functools
 
 from django import forms
-from django.contrib.auth import login
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,7 +23,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from flashsale.errors import RateLimited
-from flashsale.ratelimits import enforce_login_limit
+from flashsale.ratelimits import enforce_login_limits
 
 
 def staff_required(view):
@@ -36,49 +38,91 @@ def staff_required(view):
     return guarded
 
 
+def canonical_username(typed: str) -> str:
+    """The stored spelling of a username typed in any case (the typed one if none matches)."""
+    typed = (typed or "").strip()
+    if not typed:
+        return typed
+    matches = list(get_user_model().objects.filter(username__iexact=typed).values_list("username", flat=True)[:2])
+    if typed in matches or len(matches) != 1:
+        return typed  # an exact match wins; two old accounts differing in case stay exact-only
+    return matches[0]
+
+
+class CaseInsensitiveLogin:
+    """Mixin for Django's login forms: resolve the username's case before authenticating."""
+
+    def clean(self):
+        if self.cleaned_data.get("username"):
+            self.cleaned_data["username"] = canonical_username(self.cleaned_data["username"])
+        return super().clean()
+
+
+class LoginForm(CaseInsensitiveLogin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(CaseInsensitiveLogin, AdminAuthenticationForm):
+    pass
+
+
+def rate_limited_page(request, exc: RateLimited, *, template: str = "429.html", context: dict | None = None):
+    """The shop's 429 page (or a form re-rendered as 429): the wait in words and in Retry-After."""
+    response = render(request, template, {"limit_message": exc.detail, **(context or {})}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def login_rate_limited(view):
-    """Count a login view's POSTs against RATE_LIMIT_LOGIN_IP (used on the admin's login)."""
+    """Count a login view's POSTs against the login limits (used on the admin's login)."""
 
     @functools.wraps(view)
     def limited(request, *args, **kwargs):
         if request.method == "POST":
             try:
-                enforce_login_limit(request)
+                enforce_login_limits(request, username=request.POST.get("username", ""))
             except RateLimited as exc:
-                response = HttpResponse(exc.detail, status=429, content_type="text/plain; charset=utf-8")
-                response["Retry-After"] = str(exc.retry_after)
-                return response
+                return rate_limited_page(request, exc)
         return view(request, *args, **kwargs)
 
     return limited
 
 
-def _rate_limited(request, template: str, form) -> object | None:
-    """Render the form with the limiter's message (429) when this address tried too often."""
-    try:
-        enforce_login_limit(request)
-    except RateLimited as exc:
-        form.add_error(None, exc.detail)
-        response = render(request, template, {"form": form, "next": request.POST.get("next", "")}, status=429)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
-    return None
+def _limited_form(request, template: str, form_class, exc: RateLimited, **form_kwargs):
+    """The form again, empty but for the username, with only the limiter's message.
+
+    The typed password is never checked while limited, so a wrong password and the limit
+    are never reported together.
+    """
+    if "form_request" in form_kwargs:
+        form_kwargs["request"] = form_kwargs.pop("form_request")
+    form = form_class(initial={"username": request.POST.get("username", "")}, **form_kwargs)
+    return rate_limited_page(request, exc, template=template, context={"form": form, "next": _next_url(request)})
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        limited = _rate_limited(request, self.template_name, self.get_form())
-        return limited or super().post(request, *args, **kwargs)
+        try:
+            enforce_login_limits(request, username=request.POST.get("username", ""))
+        except RateLimited as exc:
+            return _limited_form(request, self.template_name, self.authentication_form, exc, form_request=request)
+        return super().post(request, *args, **kwargs)
 
 
 class SignupForm(UserCreationForm):
-    email = forms.EmailField(required=False, help_text="Optional, for order receipts.")
+    email = forms.EmailField(required=False, help_text="Optional.")
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
+
+    def validate_password_for_user(self, user, password_field_name="password1"):
+        # Django files the password rules' errors under the confirmation field; they are
+        # about the password itself, so they belong under it.
+        super().validate_password_for_user(user, password_field_name="password1")
 
 
 def _next_url(request) -> str:
@@ -94,10 +138,11 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect(_next_url(request))
     if request.method == "POST":
+        try:
+            enforce_login_limits(request, username=request.POST.get("username", ""))
+        except RateLimited as exc:
+            return _limited_form(request, "accounts/signup.html", SignupForm, exc)
         form = SignupForm(request.POST)
-        limited = _rate_limited(request, "accounts/signup.html", form)
-        if limited:
-            return limited
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -5,12 +5,13 @@ from dashboard.api import StatsApi
 from flashsale.auth_api import TokenApi
 from flashsale.health import HealthApi
 from orders.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
-from products.api import ProductDetailApi, ProductListCreateApi, ProductRestockApi, ProductStockApi
+from products.api import ProductDetailApi, ProductListCreateApi, ProductRestockApi, ProductStockApi, ProductStockListApi
 
 urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="api-token"),
     path("health/", HealthApi.as_view(), name="api-health"),
     path("products/", ProductListCreateApi.as_view(), name="api-products"),
+    path("products/stock/", ProductStockListApi.as_view(), name="api-products-stock"),
     path("products/<str:pk>/", ProductDetailApi.as_view(), name="api-product"),
     path("products/<str:pk>/stock/", ProductStockApi.as_view(), name="api-product-stock"),
     path("products/<str:pk>/restock/", ProductRestockApi.as_view(), name="api-product-restock"),

@@ -33,7 +33,13 @@ def _enforce(request, *, group: str, key, rate: str | None) -> None:
         return
     usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
     if usage and usage["should_limit"]:
-        raise RateLimited(retry_after=max(1, usage["time_left"]))
+        seconds = max(1, usage["time_left"])
+        raise RateLimited(wait_message(seconds), retry_after=seconds)
+
+
+def wait_message(seconds: int) -> str:
+    """The refusal a person reads: always how long to wait (the same figure as Retry-After)."""
+    return f"Too many requests. Please wait {seconds} second{'s' if seconds != 1 else ''} before trying again."
 
 
 # Count each limit in turn, django-ratelimit style (ADD 1 or INCR, expiring after the period
@@ -80,6 +86,13 @@ def enforce_purchase_limits(request) -> None:
         raise RateLimited(retry_after=max(1, window - int(time.time())))
 
 
-def enforce_login_limit(request) -> None:
-    """Per client address, for token and session logins alike."""
+def enforce_login_limits(request, *, username: str) -> None:
+    """Per client address and per username tried, for token, page and admin logins alike.
+
+    The username is the one typed, case-folded (logins match usernames without regard to
+    case), whether or not such an account exists, so a guesser cannot tell them apart.
+    """
     _enforce(request, group="login-ip", key=_by_ip, rate=settings.RATE_LIMIT_LOGIN_IP)
+    tried = (username or "").strip().casefold()[:150]
+    _enforce(request, group="login-user", key=lambda group, request: f"username:{tried}",
+             rate=settings.RATE_LIMIT_LOGIN_USER)

@@ -1,10 +1,12 @@
 """Staff admin for orders: read-only, searchable by shopper, filterable; cancel is an action.
 
 Orders are made only by `purchase()` and changed only by `cancel_order()`, so the admin
-can neither add, edit nor delete them.
+can neither add, edit nor delete them. The cancel action asks once (a confirmation page,
+like Django's own delete action) because the units go straight back on sale.
 """
 
 from django.contrib import admin, messages
+from django.shortcuts import render
 
 from flashsale.errors import DomainError
 from orders.models import Order, OrderStatus
@@ -13,7 +15,8 @@ from orders.services import cancel_order
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "product", "quantity", "unit_price", "total", "status", "remaining_stock", "created_at"]
+    # Few, narrow columns: the whole row fits a 1280 px screen next to the filter sidebar.
+    list_display = ["id", "user", "product", "quantity", "total", "status", "created_at"]
     list_filter = ["status", ("product", admin.RelatedOnlyFieldListFilter), "created_at"]
     search_fields = ["user__username", "user__email", "=id"]
     date_hierarchy = "created_at"
@@ -31,6 +34,15 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected orders (units go back in stock)", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
+        if "confirm" not in request.POST:
+            return render(request, "admin/orders/cancel_confirmation.html", {
+                **self.admin_site.each_context(request),
+                "title": "Cancel these orders?",
+                "opts": self.model._meta,
+                "orders": queryset.order_by("pk"),
+                "confirmed": queryset.filter(status=OrderStatus.CONFIRMED).count(),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            })
         cancelled = skipped = 0
         already = queryset.exclude(status=OrderStatus.CONFIRMED).count()
         for order in queryset.filter(status=OrderStatus.CONFIRMED).order_by("pk"):

@@ -14,10 +14,13 @@ class PurchaseLimitReached(DomainError):
     def __init__(self, *, limit: int, held: int):
         self.limit, self.held = limit, held
         left = max(limit - held, 0)
-        super().__init__(
-            f"The limit is {limit} per shopper; you already have {held}, so you can buy {left} more.",
-            details={"limit": limit, "held": held},
-        )
+        if held == 0:
+            detail = f"The limit is {limit} per shopper; please ask for {limit} or fewer."
+        elif left == 0:
+            detail = f"The limit is {limit} per shopper and you already have {held}."
+        else:
+            detail = f"The limit is {limit} per shopper; you already have {held}, so you can buy {left} more."
+        super().__init__(detail, details={"limit": limit, "held": held})
 
 
 class AlreadyCancelled(DomainError):

@@ -72,7 +72,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Order #{self.pk} ({self.quantity} x {self.product_id})"
+        return f"Order #{self.pk}"
 
     @property
     def total_price(self):

@@ -1,26 +1,22 @@
 """Staff admin for products: live numbers in the list, stock moved only by the restock action.
 
-The list's units sold and revenue come from one annotated query (no per-row queries). The
-form edits the window, limits and copy through `update_product`; new products go through
-`create_product`.
+Units sold are what was received and is no longer in stock (guarantee 1), so the list needs
+no join with orders (`products` never imports `orders`; revenue per sale is on the
+dashboard). The form edits the window, limits and copy through `update_product`; new
+products go through `create_product`.
 """
-
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import DecimalField, F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.html import format_html
 
 from flashsale.errors import DomainError
-from orders.models import OrderStatus
 from products.models import Product, SaleStatus
 from products.services import EDITABLE_FIELDS, MAX_RESTOCK, create_product, restock, update_product
-
-_LIVE = Q(orders__status=OrderStatus.CONFIRMED)
-_MONEY = DecimalField(max_digits=14, decimal_places=2)
 
 
 class SaleStatusFilter(admin.SimpleListFilter):
@@ -53,8 +49,8 @@ class RestockForm(forms.Form):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "status_badge", "stock", "units_sold", "revenue", "price", "max_per_user",
-                    "sale_starts_at", "sale_ends_at"]
+    # Few, narrow columns: the whole row fits a 1280 px screen next to the filter sidebar.
+    list_display = ["name", "status_badge", "stock", "units_sold", "price", "limit", "sale_window"]
     list_filter = [SaleStatusFilter, "sale_starts_at"]
     search_fields = ["name", "slug"]
     ordering = ["-sale_starts_at", "-id"]
@@ -73,13 +69,7 @@ class ProductAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return (
             super().get_queryset(request)
-            .annotate(
-                units_sold_total=Coalesce(Sum("orders__quantity", filter=_LIVE), 0),
-                revenue_total=Coalesce(
-                    Sum(F("orders__quantity") * F("orders__unit_price"), filter=_LIVE, output_field=_MONEY),
-                    Decimal("0"), output_field=_MONEY,
-                ),
-            )
+            .annotate(units_sold_total=F("units_received") - F("stock"))
         )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -97,15 +87,27 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status")
     def status_badge(self, product):
-        return SaleStatus(product.status).label
+        status = SaleStatus(product.status)
+        if status == SaleStatus.SOLD_OUT:
+            return format_html("<strong>{}</strong>", status.label)
+        return status.label
 
-    @admin.display(description="Units sold", ordering="units_sold_total")
+    @admin.display(description="Limit", ordering="max_per_user")
+    def limit(self, product):
+        return product.max_per_user or "–"
+
+    @admin.display(description="Sale window (UTC)", ordering="sale_starts_at")
+    def sale_window(self, product):
+        def moment(at):
+            return timezone.localtime(at).strftime("%-d %b %H:%M") if at else "…"
+
+        if product.status == SaleStatus.ENDED:
+            return f"ended {moment(product.sale_ends_at)}"
+        return f"{moment(product.sale_starts_at)} → {moment(product.sale_ends_at)}"
+
+    @admin.display(description="Sold", ordering="units_sold_total")
     def units_sold(self, product):
         return product.units_sold_total
-
-    @admin.display(description="Revenue", ordering="revenue_total")
-    def revenue(self, product):
-        return product.revenue_total
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -1,10 +1,11 @@
 """REST endpoints for products: one small view per operation; logic lives in services."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flashsale.errors import InvalidInput
 from flashsale.openapi import INVALID, NO_SUCH_PAGE, STAFF_ERRORS, UNAVAILABLE, error_responses
 from flashsale.serializers import path_id
 from products import selectors, services
@@ -113,3 +114,37 @@ class ProductRestockApi(APIView):
         serializer.is_valid(raise_exception=True)
         product = services.restock(product=product, quantity=serializer.validated_data["quantity"])
         return Response(ProductSerializer(product).data)
+
+
+class ProductStockListApi(APIView):
+    """Live stock of several products in one call (`?ids=1,2,3`, at most 100): the sale list's poll.
+
+    Same rules as the single stock read (no authentication, `no-store`, the per-process
+    micro-cache); one query for every id the cache does not hold. Unknown ids are left out.
+    """
+
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        summary="Live stock of several products",
+        operation_id="products_stock_list",
+        parameters=[OpenApiParameter("ids", str, required=True, description="Comma-separated product ids, at most 100.")],
+        responses={200: inline_serializer("StockList", {"results": StockSerializer(many=True)}), **error_responses(*INVALID)},
+    )
+    def get(self, request):
+        raw = request.query_params.get("ids", "")
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        if not parts or len(parts) > selectors.MAX_STOCK_IDS:
+            raise InvalidInput(
+                f"Give 1 to {selectors.MAX_STOCK_IDS} product ids, comma-separated.",
+                errors={"ids": [f"1 to {selectors.MAX_STOCK_IDS} comma-separated ids."]},
+            )
+        ids = []
+        for part in parts:
+            try:
+                ids.append(path_id(part, not_found=ProductNotFound))
+            except ProductNotFound:
+                continue  # past bigint: no such product, left out like any unknown id
+        levels = selectors.stock_levels_for_readers(ids)
+        return Response({"results": levels}, headers={"Cache-Control": "no-store"})

@@ -66,3 +66,37 @@ def stock_level_for_readers(product_id: int) -> dict:
             _recent_levels.clear()
         _recent_levels[product_id] = (now, level)
     return level
+
+
+MAX_STOCK_IDS = 100  # one sale list page's cards, with room to spare
+
+
+def stock_levels_for_readers(product_ids: list[int]) -> list[dict]:
+    """`stock_level_for_readers` for many products at once: one query for all that are not
+    in this process's micro-cache. Unknown (or lab) ids are left out, not an error."""
+    ttl = settings.STOCK_READ_CACHE_MS / 1000
+    now = time.monotonic()
+    levels, missing = {}, []
+    for product_id in dict.fromkeys(product_ids):
+        cached = _recent_levels.get(product_id) if ttl > 0 else None
+        if cached is not None and now - cached[0] < ttl:
+            levels[product_id] = cached[1]
+        else:
+            missing.append(product_id)
+    if missing:
+        rows = (
+            Product.objects
+            .filter(pk__in=missing)
+            .values_list("pk", "stock", "sale_starts_at", "sale_ends_at")
+        )
+        fresh = {
+            pk: {"id": pk, "stock": stock, "status": sale_status(stock=stock, starts_at=starts_at, ends_at=ends_at)}
+            for pk, stock, starts_at, ends_at in rows
+        }
+        levels.update(fresh)
+        if ttl > 0:
+            with _recent_levels_lock:
+                if len(_recent_levels) + len(fresh) >= _RECENT_LEVELS_MAX:
+                    _recent_levels.clear()
+                _recent_levels.update({pk: (now, level) for pk, level in fresh.items()})
+    return [levels[pk] for pk in dict.fromkeys(product_ids) if pk in levels]

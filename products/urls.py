@@ -7,5 +7,4 @@ app_name = "products"
 urlpatterns = [
     path("", views.sale_list, name="list"),
     path("products/<slug:slug>/", views.product_detail, name="detail"),
-    path("products/<slug:slug>/buy/", views.buy, name="buy"),
 ]

@@ -60,6 +60,9 @@ class AppServer(str):
         return [int(pid) for pid in children.split()]
 
 
+SERVER_SECRET_KEY = "test-server-not-secret"  # noqa: S105 (tests sign sessions for the server with it)
+
+
 @contextlib.contextmanager
 def running_app(*, env: dict | None = None, workers: int = 2, port: int | None = None):
     """gunicorn serving this checkout against the test database; yields its base URL (an AppServer)."""
@@ -71,7 +74,7 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
         "REDIS_URL": redis_url(),
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
-        "SECRET_KEY": "test-server-not-secret",
+        "SECRET_KEY": SERVER_SECRET_KEY,
         **RATE_LIMITS_OFF,
         "GUNICORN_LOG_LEVEL": "warning",
         **(env or {}),
@@ -206,7 +209,7 @@ def manage(*args: str, env: dict | None = None, check: bool = True) -> subproces
         "DJANGO_SETTINGS_MODULE": "flashsale.settings.local",
         "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url(),
-        "SECRET_KEY": "test-server-not-secret",
+        "SECRET_KEY": SERVER_SECRET_KEY,
         **(env or {}),
     }
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=child_env,

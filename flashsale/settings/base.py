@@ -210,7 +210,10 @@ SPECTACULAR_SETTINGS = {
 # Rates are django-ratelimit strings ("5/m"); None disables that limit.
 RATE_LIMIT_PURCHASE_USER = env_rate("RATE_LIMIT_PURCHASE_USER", "5/m")
 RATE_LIMIT_PURCHASE_IP = env_rate("RATE_LIMIT_PURCHASE_IP", "60/m")
-RATE_LIMIT_LOGIN_IP = env_rate("RATE_LIMIT_LOGIN_IP", "10/m")
+# Many shoppers share one address (an office, a mobile carrier) at a sale's start: the address
+# limit is generous and the tight one is per username tried.
+RATE_LIMIT_LOGIN_IP = env_rate("RATE_LIMIT_LOGIN_IP", "60/m")
+RATE_LIMIT_LOGIN_USER = env_rate("RATE_LIMIT_LOGIN_USER", "5/m")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True  # Redis down: no limits, purchases go on (docs/decisions/redis-fails-open.md)
 

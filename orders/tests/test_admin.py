@@ -43,8 +43,12 @@ def test_orders_cannot_be_added_changed_or_deleted(admin_client, orders):
 
 def test_cancel_action_goes_through_the_service(admin_client, orders):
     cancel_order(order=orders[0])  # already cancelled: reported, not an error
+    asked = admin_client.post(CHANGELIST, {"action": "cancel_orders", ACTION_CHECKBOX_NAME: [o.pk for o in orders]})
+    assert asked.status_code == 200 and "Yes, cancel 1 order" in asked.content.decode()
+    orders[1].refresh_from_db()
+    assert orders[1].status == OrderStatus.CONFIRMED  # asking changed nothing
     response = admin_client.post(CHANGELIST, {
-        "action": "cancel_orders", ACTION_CHECKBOX_NAME: [o.pk for o in orders],
+        "action": "cancel_orders", ACTION_CHECKBOX_NAME: [o.pk for o in orders], "confirm": "1",
     }, follow=True)
     assert response.status_code == 200
     assert "Cancelled 1 order(s). 1 were already cancelled." in response.content.decode()

@@ -75,6 +75,22 @@ def test_cancelling_twice_says_so(client, order):
     assert "already cancelled" in response.content.decode()
 
 
-def test_cancel_is_post_only(client, order):
+def test_cancel_asks_once_and_only_a_post_cancels(client, order):
+    """The order page links to a confirmation page (no JavaScript needed); a GET changes nothing."""
     client.force_login(order.user)
-    assert client.get(cancel(order)).status_code == 405
+    page = client.get(detail(order)).content.decode()
+    assert f'href="{cancel(order)}"' in page and "<form" not in page.split("order__facts")[1]
+    asked = client.get(cancel(order))
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert f"Cancel order #{order.pk}?" in html and "Yes, cancel this order" in html and "No, keep it" in html
+    assert f'action="{cancel(order)}"' in html and 'method="post"' in html
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CONFIRMED
+    assert client.put(cancel(order)).status_code == 405
+
+
+def test_the_confirmation_of_a_cancelled_order_goes_back_to_it(client, order):
+    cancel_order(order=order)
+    client.force_login(order.user)
+    assert client.get(cancel(order))["Location"] == detail(order)

@@ -21,6 +21,23 @@ def stock_percent(product) -> int:
 
 
 @register.filter
+def units_sold(product) -> int:
+    """Units in live orders: by guarantee 1, what was received and is no longer in stock."""
+    return max(product.units_received - product.stock, 0)
+
+
+@register.filter
+def stock_words(product) -> str:
+    """The stock bar's spoken value."""
+    status = product.status
+    if status == "ended":
+        return "Sale ended"
+    if status == "sold_out":
+        return f"Sold out, 0 of {product.units_received} left"
+    return f"{product.stock} of {product.units_received} left"
+
+
+@register.filter
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 

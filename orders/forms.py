@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django import forms
 
 from orders.models import MAX_QUANTITY
-from orders.selectors import units_held
+from orders.selectors import units_held_by
 from products.models import Product
 
 
@@ -47,7 +47,7 @@ def allowance_for(user, product: Product) -> Allowance:
     """What this shopper may still buy; the server checks again under the lock on every buy."""
     held = 0
     if product.max_per_user is not None and user.is_authenticated:
-        held = units_held(product_id=product.pk, user_id=user.pk)
+        held = units_held_by(product_id=product.pk, user_ids=[user.pk]).get(user.pk, 0)
     most = min(MAX_QUANTITY, max(product.stock, 0))
     if product.max_per_user is not None:
         most = min(most, max(product.max_per_user - held, 0))

@@ -82,8 +82,8 @@ def enforce_purchase_limits(request) -> None:
         logger.warning("rate limits skipped, Redis unavailable: %s", exc)
         return
     if refused:
-        window = limits[refused - 1][3]
-        raise RateLimited(retry_after=max(1, window - int(time.time())))
+        seconds = max(1, limits[refused - 1][3] - int(time.time()))
+        raise RateLimited(wait_message(seconds), retry_after=seconds)
 
 
 def enforce_login_limits(request, *, username: str) -> None:

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 
 # The CI PostgreSQL allows 100 connections; keep concurrent sessions well under that.
 MAX_SESSIONS = 40
@@ -56,17 +56,45 @@ def other_session():
 
 
 class HeldRowLock:
-    def __init__(self, session):
-        self._session = session
+    def __init__(self, release: threading.Event, holder: threading.Thread):
+        self._release, self._holder = release, holder
 
     def release(self) -> None:
         """End the holding transaction now (it would end with the `with` block anyway)."""
-        self._session.rollback()
+        self._release.set()
+        self._holder.join()
 
 
 @contextlib.contextmanager
 def row_locked_elsewhere(product_id: int):
-    """Another session holding the product's row lock, like a stuck transaction."""
-    with other_session() as other:
-        other.execute("SELECT 1 FROM products_product WHERE id = %s FOR UPDATE", [product_id])
-        yield HeldRowLock(other)
+    """Another session holding the product's row lock, like a stuck admin transaction.
+
+    Taken the shop's way (`products.lock_objects`), in a thread with its own connection,
+    so the test needs `django_db(transaction=True)`.
+    """
+    from products.lock_objects import product_for_update
+
+    locked, release, failures = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                product_for_update(product_id)
+                locked.set()
+                release.wait(120)
+        except BaseException as exc:  # handed to the test below
+            failures.append(exc)
+            locked.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold, name="row-lock-holder")
+    holder.start()
+    try:
+        locked.wait(30)
+        if failures:
+            raise failures[0]
+        yield HeldRowLock(release, holder)
+    finally:
+        release.set()
+        holder.join()

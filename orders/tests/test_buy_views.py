@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order
-from products.models import Product
 from tests.invariants import assert_stock_reconciles
 
 pytestmark = pytest.mark.django_db
@@ -112,32 +111,14 @@ def test_rate_limits_come_before_input_checks(client, make_product, shopper, set
 
 
 @pytest.mark.django_db(transaction=True)
-def test_busy_answer_is_shown_as_a_message(client, make_product, shopper, no_rate_limits, settings):
+def test_busy_answer_is_shown_as_a_message(client, make_product, shopper, no_rate_limits, settings,
+                                           row_locked_elsewhere):
     """Hold the product's row lock in another connection; the form answers 503 busy, not a hang."""
-    import threading
-
-    from django.db import connection, transaction
-
     settings.LOCK_TIMEOUT_MS = 200
     product = make_product(stock=5)
     client.force_login(shopper)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        with transaction.atomic():
-            Product.objects.select_for_update().get(pk=product.pk)
-            locked.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        locked.wait(10)
+    with row_locked_elsewhere(product.pk):
         response = client.post(buy_url(product), {"quantity": 1})
-    finally:
-        release.set()
-        holder.join()
     assert response.status_code == 503
     assert 'data-outcome="busy"' in response.content.decode()
     assert response["Retry-After"] == "1"

@@ -141,7 +141,7 @@ def test_a_stopped_leader_still_wakes_its_group_with_an_error(fresh_gate):
     assert group_commit.queued_buyers(-3) == 0
 
 
-# --- groups against the one-by-one model, on real PostgreSQL ------------------------------
+# Groups against the one-by-one model, on real PostgreSQL.
 
 SHOPPERS = 3
 buyer = st.tuples(st.integers(0, SHOPPERS - 1), st.integers(1, 4), st.one_of(st.none(), st.sampled_from("ab")))
@@ -218,7 +218,7 @@ def test_groups_answer_exactly_as_one_by_one_purchases(stock, max_per_user, grou
     assert Order.objects.filter(product=product).count() == model["orders"]
 
 
-# --- real threads lining up behind a held row lock ----------------------------------------
+# Real threads lining up behind a held row lock.
 
 
 def _buy_as_group(product_id, calls, *, lock_released=True):

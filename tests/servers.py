@@ -97,7 +97,7 @@ def running_app(*, env: dict | None = None, workers: int = 2, port: int | None =
 
 def _answers(base: str) -> bool:
     try:
-        httpx.get(f"{base}/api/products/?page_size=1", timeout=1.0)
+        httpx.get(f"{base}/api/products/?page_size=1", timeout=5.0)  # any answer, 503 too, means it is up
         return True
     except httpx.HTTPError:
         return False

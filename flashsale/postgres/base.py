@@ -4,7 +4,7 @@ psycopg_pool's `getconn` waits at most one timeout for a free connection, and th
 whether the database is down or merely busy. Under gevent workers a burst's requests
 queue for the worker's few connections (sync workers' queued in the listen backlog
 instead, unbounded), so one timeout would turn a burst into `503 unavailable` answers.
-`PatientPool` waits in slices of DB_POOL_TIMEOUT: while some of its connections are out
+`PatientPool` waits in slices of DB_POOL_TIMEOUT_MS: while some of its connections are out
 with other requests (the database answers, they are only busy) it keeps waiting, up to
 DB_POOL_QUEUE_SECONDS; when none is (nothing connected: every attempt failed) it fails
 after one slice, so an outage is still a prompt 503 `unavailable`.

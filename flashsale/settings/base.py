@@ -87,8 +87,9 @@ def database_from_url(url: str) -> dict:
             "min_size": min(env_int("DB_POOL_MIN_SIZE", 2), pool_max),
             "max_size": pool_max,
             # One wait for a free connection; with nothing connected (the database down)
-            # the request then answers 503 unavailable...
-            "timeout": env_int("DB_POOL_TIMEOUT", connect_timeout),
+            # the request then answers 503 unavailable (without a pool, a refused connect
+            # answered at once; a longer wait only slows the outage's answers)...
+            "timeout": env_int("DB_POOL_TIMEOUT_MS", 500) / 1000,
             # ...while connections exist and are only busy (a burst), it waits on up to this.
             "queue_seconds": env_int("DB_POOL_QUEUE_SECONDS", 30),
             "max_idle": 60,

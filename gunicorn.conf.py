@@ -1,34 +1,50 @@
-"""gunicorn settings for `make run`, the benchmarks and the container.
+"""gunicorn settings for `make run`, the tests' servers, the benchmarks and the container.
 
-Workers default to WEB_CONCURRENCY (else 2 x cores + 1); GUNICORN_WORKER_CLASS and
-GUNICORN_THREADS override the class and threads.
+gevent workers, cores + 1 of them (3 on the 2-core machine), 1000 connections each,
+keep-alive 5 s, each worker sharing a psycopg pool of at most 4 connections
+(flashsale.postgres: a request waits out a burst for one, not an outage). Environment:
+WEB_CONCURRENCY, GUNICORN_WORKER_CLASS (the issue-9 hardening may name its gevent
+subclass), GUNICORN_WORKER_CONNECTIONS, GUNICORN_THREADS (gthread), DB_POOL_MAX_SIZE.
+Record: docs/decisions/serving-tier.md.
 
-Why sync workers, 2 x cores + 1 (measured by `make bench` on the 2-core machine, each
-configuration in one run, medians of 3; the machine was shared, load average 4-7, so
-differences under ~30% are noise; to repeat one: GUNICORN_WORKER_CLASS=gthread
-WEB_CONCURRENCY=3 GUNICORN_THREADS=4 manage.py bench --out /tmp/gthread):
+Why gevent, first what it is for, then what was measured:
 
-    config          purchases/s (16 / 64 clients)   sold-out/s   stock reads/s   2000/100 burst
-    sync 5          58 / 93                          158          418             13.5 s
-    sync 3          71 / 79                          143          424             18.9 s
-    gthread 3 x 4   51 / 81                          195          554             15.1 s
-    gthread 2 x 2   56 / 66                          129          469             15.2 s
+- Group commit (purchases of one hot product applied by one lock holder) needs several
+  purchases inside one process at once; a sync worker holds one request.
+- A slow client must not hold a worker: under sync a client that withholds its body holds
+  a third of the shop; under gevent it holds a greenlet (issue 8 measured a plain GET in
+  9 ms while 50 sockets withheld their bodies). gthread holds a thread of 12 per instance.
+- Keep-alive: sync closes every connection after one answer.
 
-- No class or count won on throughput beyond the noise: every answer is CPU-bound in
-  the app, and threads under one GIL add no CPU. The app CPU per answer (read from
-  /proc, robust to the shared machine) favours sync, in a second series:
+Measured (`manage.py bench --steps` and `make bench`, docs/benchmarks*.md). The machine
+was saturated by five other engineers' test suites (load average 9-20 on 2 cores), so
+rates were 10x below the issue's and moved 30-50% between repeats; CPU per answer (from
+/proc) is the steadier figure, and even it was inflated by the contention:
 
-    app CPU ms per answer   purchase (16 / 64)   sold-out   stock read   burst
-    sync 5                  11.5 / 9.3           5.6        2.05         5.7
-    gthread 3 x 4           12.9 / 12.0          6.4        2.32         6.4
-    gthread 5 x 2           12.1 / 12.5          6.2        2.42         6.7
+    app CPU ms per answer (steps run)      purchase   sold-out   stock read
+    sync x 5 (before)                      16.3       8.5        3.9
+    gthread 3 x 4 + pool                   16.9       9.9        4.2
+    gevent 3 x 1000 + pool                 20.4       8.3        6.4
+    ... + no health check, token cache     20.4       10.7       6.3
+    ... + stock replay before Django       18.3       8.8        2.6
+    ... + pool of 4 instead of 16          17.6       9.9        3.9
 
-  gthread's keep-alive saves the reconnects, but its poller and thread hand-off cost more.
-- A sync worker holds at most one transaction, so the workers bound how many purchases
-  queue on a hot product's row lock: 5 here. pgbench shows the row is fastest with few
-  waiters (250-690 transactions/s at 16 clients, 150-270 at 64 across these runs), so a small fixed
-  queue is what we want; gthread 3 x 4 lets 12 queue.
-- 2 x cores + 1 keeps a core busy while another worker waits on the lock or the database.
+    bare Django view (make bench)          gevent 3 x 1000: 1.47 ms   gthread 3 x 4: 1.49 ms
+    500 keep-alive reads, one client       gevent: 1.04 ms            sync: 1.62 ms (reconnects)
+
+- No worker class won on CPU beyond the noise: the bare view, which isolates the server,
+  costs the same under gevent and gthread, and one keep-alive client costs less under
+  gevent than under sync. So the choice rests on the three needs above, which only
+  gevent meets; it costs no throughput we could measure.
+- Pool size: 16 connections per worker let 48 transactions queue on one row; the 2000/100
+  burst then answered 93 x 503 busy (lock waits past 3 s on the saturated machine). 4 per
+  worker keeps the row's queue near sync's 5 and the rest of a burst waits for a
+  connection in the worker; with group commit a worker needs few connections anyway.
+- Workers: cores + 1. gevent overlaps a worker's waits itself, so 2 x cores + 1 only adds
+  processes competing for the same cores (and connections to PostgreSQL).
+- gunicorn's pure-Python HTTP parser is a third of a gevent worker's time on a replayed
+  stock read (py-spy); its C parser (gunicorn_h1c) ships only as a source package here,
+  so a fresh machine would need a compiler: not taken.
 """
 
 import multiprocessing
@@ -51,8 +67,11 @@ graceful_timeout = 10
 keepalive = 5  # gthread and gevent keep a client's connection between requests; sync closes it
 # Greenlets and threads share their worker's connections through psycopg's pool (settings:
 # DB_POOL_MAX_SIZE); sync workers keep one persistent connection each instead.
+# 4 per worker keeps the transactions queued on a hot product's row lock near what 5 sync
+# workers allowed (more only lengthened the lock queue, see above); the other requests of a
+# burst wait for a connection in the worker, not inside the lock.
 if worker_class != "sync":
-    os.environ.setdefault("DB_POOL_MAX_SIZE", "16")
+    os.environ.setdefault("DB_POOL_MAX_SIZE", "4")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

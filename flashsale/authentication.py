@@ -5,9 +5,13 @@ a worker's time under purchases. Here the shopper behind a key is kept in the sh
 cache (Redis) for TOKEN_CACHE_SECONDS, so a request pays one Redis read instead; every
 worker and every instance sees the same entry, so dropping it is immediate everywhere:
 
-- deleting a token (or the user, which cascades to it) drops its entry;
-- saving a user drops the entries of their tokens, so deactivation (and a change of
+- deleting a token (or the user, which cascades to it) marks its entry gone;
+- saving a user marks the entries of their tokens gone, so deactivation (and a change of
   `is_staff`) is seen by the next request.
+
+A gone entry sends requests to the database for GONE_SECONDS, and entries are only
+written where none is, so a request that read a token just before its delete cannot
+write it back.
 
 What is cached is the few columns the API decides on (id, username, is_active, is_staff,
 is_superuser); the other fields of the user stay deferred and load on first use, so code
@@ -15,6 +19,8 @@ that reads them gets the truth. With Redis down the cache answers "nothing" and 
 request falls back to DRF's own query: slower, never wrong. Entries written while a
 delete could not reach Redis live at most TOKEN_CACHE_SECONDS (see README, Failure modes).
 """
+
+import hashlib
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,10 +32,16 @@ from rest_framework.exceptions import AuthenticationFailed
 
 CACHED_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
 _MISSING = object()
+# An invalidated entry is overwritten with this for a while, and entries are only ever
+# written where none is (SET NX): a request that read the token just before it was deleted
+# cannot put it back.
+GONE = "gone"
+GONE_SECONDS = 60
 
 
 def token_cache_key(key: str) -> str:
-    return f"auth-token:{key}"
+    # The key is a credential: Redis holds only its digest.
+    return "auth-token:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class CachedTokenAuthentication(TokenAuthentication):
@@ -40,7 +52,7 @@ class CachedTokenAuthentication(TokenAuthentication):
         if seconds <= 0:
             return super().authenticate_credentials(key)
         cached = cache.get(token_cache_key(key), _MISSING)
-        if cached is _MISSING:
+        if cached is _MISSING or cached == GONE:
             user, token = super().authenticate_credentials(key)  # raises for unknown or inactive
             remember_token(token)
             return user, token
@@ -61,16 +73,16 @@ def remember_token(token: Token) -> None:
     """Cache the token's shopper; also called when a token is handed out (POST /api/auth/token/),
     so a shopper's first purchase after logging in costs no query either."""
     if settings.TOKEN_CACHE_SECONDS > 0 and token.user.is_active:
-        cache.set(token_cache_key(token.key), {f: getattr(token.user, f) for f in CACHED_FIELDS},
+        cache.add(token_cache_key(token.key), {f: getattr(token.user, f) for f in CACHED_FIELDS},
                   settings.TOKEN_CACHE_SECONDS)
 
 
-def forget_token(key: str) -> None:
-    cache.delete(token_cache_key(key))
+def forget_tokens(keys: list[str]) -> None:
+    cache.set_many({token_cache_key(key): GONE for key in keys}, GONE_SECONDS)
 
 
 def _token_deleted(sender, instance, **kwargs) -> None:
-    forget_token(instance.key)
+    forget_tokens([instance.key])
 
 
 def _user_saved(sender, instance, created, update_fields=None, **kwargs) -> None:
@@ -78,7 +90,7 @@ def _user_saved(sender, instance, created, update_fields=None, **kwargs) -> None
         return  # a new user has no token yet; a login's `last_login` save changes nothing cached
     keys = list(Token.objects.filter(user_id=instance.pk).values_list("key", flat=True))
     if keys:
-        cache.delete_many([token_cache_key(key) for key in keys])
+        forget_tokens(keys)
 
 
 def connect_signals() -> None:

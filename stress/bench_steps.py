@@ -25,7 +25,7 @@ STEPS = [
      {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "CONN_HEALTH_CHECKS": "1",
       "TOKEN_CACHE_SECONDS": "0", "STOCK_READ_REPLAY": "0", "STOCK_READ_CACHE_MS": "250"}),
     ("gthread 3 × 4, keep-alive, psycopg pool of 16 per worker",
-     {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"}),
+     {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4", "DB_POOL_MAX_SIZE": "16"}),
     ("gevent 3 × 1000 connections, keep-alive, psycopg pool of 16 per worker",
      {"GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_THREADS": "1"}),
     ("no per-request health check (the pool discards broken connections)", {"CONN_HEALTH_CHECKS": "0"}),

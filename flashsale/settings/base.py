@@ -82,12 +82,17 @@ def database_from_url(url: str) -> dict:
     options = config.setdefault("OPTIONS", {})
     options["connect_timeout"] = connect_timeout
     if pool_max:
+        # Django's backend with a pool that waits out a burst but not an outage.
+        config["ENGINE"] = "flashsale.postgres"
         options["pool"] = {
             "min_size": min(env_int("DB_POOL_MIN_SIZE", 2), pool_max),
             "max_size": pool_max,
-            # A request waits this long for a free connection, then answers 503 unavailable:
-            # with the database down that is the connect timeout, not psycopg_pool's 30 s.
-            "timeout": env_int("DB_POOL_TIMEOUT", connect_timeout),
+            # One wait for a free connection; with nothing connected (the database down)
+            # the request then answers 503 unavailable (without a pool, a refused connect
+            # answered at once; a longer wait only slows the outage's answers)...
+            "timeout": env_int("DB_POOL_TIMEOUT_MS", 500) / 1000,
+            # ...while connections exist and are only busy (a burst), it waits on up to this.
+            "queue_seconds": env_int("DB_POOL_QUEUE_SECONDS", 30),
             "max_idle": 60,
         }
     # LOCK_TIMEOUT_MS as the session default: no statement of its own in each locking

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from flashsale.authentication import CachedTokenAuthentication, token_cache_key
+from flashsale.authentication import GONE, CachedTokenAuthentication, remember_token, token_cache_key
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +37,26 @@ def test_the_rest_of_the_user_loads_on_use(token, shopper):
 
 
 def test_a_deleted_token_is_refused_at_once(token, client_for, shopper):
-    authenticate(token.key)
+    key = token.key  # delete() clears the instance's primary key, which is the key
+    authenticate(key)
     token.delete()
-    assert cache.get(token_cache_key(token.key)) is None
+    assert cache.get(token_cache_key(key)) == GONE
     with pytest.raises(AuthenticationFailed):
-        authenticate(token.key)
+        authenticate(key)
+
+
+def test_a_request_that_read_the_token_before_its_delete_cannot_put_it_back(token):
+    key = token.key
+    read = Token.objects.select_related("user").get(key=key)  # a request has read the token and its user...
+    token.delete()  # ...then the token is deleted...
+    remember_token(read)  # ...then that request fills the cache with what it read
+    with pytest.raises(AuthenticationFailed):
+        authenticate(key)
+
+
+def test_redis_holds_a_digest_of_the_token_not_the_token(token):
+    authenticate(token.key)
+    assert token.key not in token_cache_key(token.key)
 
 
 def test_a_deleted_token_is_refused_by_the_api(shopper, client_for):

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from flashsale.errors import RateLimited
-from flashsale.ratelimits import enforce_login_limits
+from flashsale.ratelimits import enforce_login_limits, enforce_signup_limit
 
 
 def staff_required(view):
@@ -88,15 +88,9 @@ def login_rate_limited(view):
     return limited
 
 
-def _limited_form(request, template: str, form_class, exc: RateLimited, **form_kwargs):
-    """The form again, empty but for the username, with only the limiter's message.
-
-    The typed password is never checked while limited, so a wrong password and the limit
-    are never reported together.
-    """
-    if "form_request" in form_kwargs:
-        form_kwargs["request"] = form_kwargs.pop("form_request")
-    form = form_class(initial={"username": request.POST.get("username", "")}, **form_kwargs)
+def _limited_form(request, template: str, form, exc: RateLimited):
+    """`form` (unbound: the password typed is never checked while limited, so a wrong
+    password and the limit are never reported together) with only the limiter's message."""
     return rate_limited_page(request, exc, template=template, context={"form": form, "next": _next_url(request)})
 
 
@@ -109,7 +103,8 @@ class LoginView(auth_views.LoginView):
         try:
             enforce_login_limits(request, username=request.POST.get("username", ""))
         except RateLimited as exc:
-            return _limited_form(request, self.template_name, self.authentication_form, exc, form_request=request)
+            form = self.authentication_form(request, initial={"username": request.POST.get("username", "")})
+            return _limited_form(request, self.template_name, form, exc)
         return super().post(request, *args, **kwargs)
 
 
@@ -139,9 +134,10 @@ def signup(request):
         return redirect(_next_url(request))
     if request.method == "POST":
         try:
-            enforce_login_limits(request, username=request.POST.get("username", ""))
+            enforce_signup_limit(request)
         except RateLimited as exc:
-            return _limited_form(request, "accounts/signup.html", SignupForm, exc)
+            form = SignupForm(initial={"username": request.POST.get("username", "")})
+            return _limited_form(request, "accounts/signup.html", form, exc)
         form = SignupForm(request.POST)
         if form.is_valid():
             user = form.save()

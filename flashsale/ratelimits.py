@@ -92,7 +92,13 @@ def enforce_login_limits(request, *, username: str) -> None:
     The username is the one typed, case-folded (logins match usernames without regard to
     case), whether or not such an account exists, so a guesser cannot tell them apart.
     """
-    _enforce(request, group="login-ip", key=_by_ip, rate=settings.RATE_LIMIT_LOGIN_IP)
+    enforce_signup_limit(request)
     tried = (username or "").strip().casefold()[:150]
     _enforce(request, group="login-user", key=lambda group, request: f"username:{tried}",
              rate=settings.RATE_LIMIT_LOGIN_USER)
+
+
+def enforce_signup_limit(request) -> None:
+    """Per client address only: a signup names no existing account to protect, and keying it
+    on the username would let anyone spend another shopper's login tries."""
+    _enforce(request, group="login-ip", key=_by_ip, rate=settings.RATE_LIMIT_LOGIN_IP)

@@ -164,3 +164,12 @@ def test_signup_puts_password_rule_errors_under_the_password_and_promises_no_rec
     assert "This password is too short" in password1_field
     password2_field = html.split('id="id_password2"')[1]
     assert "This password is too short" not in password2_field
+
+
+def test_signup_tries_never_spend_an_existing_shoppers_login_tries(client, make_user, settings):
+    settings.RATE_LIMIT_LOGIN_IP = None
+    settings.RATE_LIMIT_LOGIN_USER = "1/m"
+    make_user("mona", password=PASSWORD)
+    for _ in range(3):  # someone keeps trying to sign up as "Mona"
+        assert client.post("/accounts/signup/", {"username": "Mona", "password1": "x", "password2": "x"}).status_code == 400
+    assert client.post("/accounts/login/", {"username": "mona", "password": PASSWORD}).status_code == 302

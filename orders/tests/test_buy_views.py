@@ -255,3 +255,10 @@ def test_ended_and_sold_out_sales_read_as_such(client, make_product, shopper):
     assert html.split("data-quantity-field")[1].split(">")[0].strip() == "hidden"
     listing = client.get("/").content.decode()
     assert "This sale has ended" in listing and "Sold out · all" in listing
+
+
+def test_a_refused_buy_page_does_not_claim_to_be_my_orders(client, make_product, shopper, no_rate_limits):
+    product = make_product(stock=0)
+    client.force_login(shopper)
+    html = client.post(buy_url(product), {"quantity": 1}).content.decode()
+    assert 'href="/orders/" aria-current="page"' not in html

@@ -6,6 +6,7 @@ holding a product's row lock). Staff pages use pytest-django's own `admin_client
 """
 
 import itertools
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -127,3 +128,24 @@ def _no_sessions_left_at_teardown(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def live(monkeypatch):
+    """A real gunicorn (two workers) on the test database, for the browser tests (tests/browser.py)."""
+    from tests.browser import require_chromium
+    from tests.servers import running_app
+
+    require_chromium()
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with running_app(workers=2) as base:
+        yield base
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where a browser test saves its screenshots: docs/screenshots/ with SAVE_SCREENSHOTS=1."""
+    from tests.browser import SCREENSHOTS
+
+    return SCREENSHOTS if os.environ.get("SAVE_SCREENSHOTS") == "1" else tmp_path

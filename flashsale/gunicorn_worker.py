@@ -160,7 +160,7 @@ class ShopGeventWorker(GeventWorker):
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                 self.log.exception("Socket error processing request.")
-        except Exception as exc:  # noqa: BLE001  (as gunicorn's own loop: every failure is answered)
+        except Exception as exc:
             self.handle_error(req, client, addr, exc)
         finally:
             util.close(client)

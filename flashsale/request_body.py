@@ -20,6 +20,7 @@ connection closed, since the rest of the body is unread):
   framing is malformed.
 """
 
+import contextlib
 import io
 import json
 import sys
@@ -107,7 +108,7 @@ class RequestBodyGate:
                               f"The request body did not arrive within {self.timeout:g} seconds.") from None
         except OSError:
             raise  # the client is gone: nothing to answer
-        except Exception as exc:  # noqa: BLE001  (gunicorn's framing errors share no base class)
+        except Exception as exc:
             # gunicorn's own framing errors (InvalidChunkSize, ChunkMissingTerminator, ...)
             raise BodyRefused("400 Bad Request", f"The chunked body is malformed: {type(exc).__name__}.") from None
         if received > self.max_bytes:
@@ -147,10 +148,8 @@ class _deadline:
         if self.timer is not None:
             self.timer.close()
         elif self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.settimeout(self.previous)
-            except OSError:
-                pass
         return False
 
     @staticmethod

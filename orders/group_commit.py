@@ -49,7 +49,7 @@ class Buyer:
     # Looked up per buyer, not bound at import: with gunicorn's preload_app this module is
     # imported before gevent patches `threading`, and an unpatched Event would block the
     # whole worker instead of one greenlet.
-    _woken: threading.Event = field(default_factory=lambda: threading.Event(), repr=False)
+    _woken: threading.Event = field(default_factory=lambda: threading.Event(), repr=False)  # noqa: PLW0108 (see above)
 
     def answer(self, result) -> None:
         self.result, self.answered = result, True

@@ -73,7 +73,7 @@ def sold_out_facts(product_id: int) -> dict | None:
 
 
 def clear_sold_out(product_id: int) -> None:
-    global _generation
+    global _generation  # noqa: PLW0603 (one process-wide counter, always changed under _guard)
     with _guard:
         _generation += 1
         _marks.pop(product_id, None)

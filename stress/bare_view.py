@@ -12,7 +12,7 @@ from django.urls import path
 
 settings.configure(
     DEBUG=False,
-    SECRET_KEY="bench-bare-view-not-secret",  # noqa: S106
+    SECRET_KEY="bench-bare-view-not-secret",
     ALLOWED_HOSTS=["127.0.0.1", "localhost"],
     ROOT_URLCONF=__name__,
     MIDDLEWARE=[],

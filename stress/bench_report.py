@@ -46,7 +46,8 @@ def _row(label: str, clients, result: dict, rate: str) -> str:
 
 def table(r: dict) -> list[str]:
     rows = [
-        "| measurement | clients | per second | p50 ms | p99 ms | CPU ms per answer: app / database / load generator | cores busy |",
+        "| measurement | clients | per second | p50 ms | p99 ms "
+        "| CPU ms per answer: app / database / load generator | cores busy |",
         "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for clients in r["client_counts"]:

@@ -6,9 +6,11 @@ tests skip with the reason, except on CI (CI=true), where a missing browser fail
 
 import contextlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,3 +51,17 @@ def screenshot(page, name: str, directory: Path | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=False)
     return target
+
+
+PASSWORD = "browser-pass-2026"
+WAIT_MS = 10_000  # upper bound for things that normally take ~2 s; never a sleep
+
+
+def product_named(name, *, starts_in: timedelta | None = None, stock=10, **fields):
+    """A product on sale for two days (from an hour ago unless `starts_in` says otherwise)."""
+    from products.services import create_product
+
+    now = timezone.now()
+    starts_in = timedelta(hours=-1) if starts_in is None else starts_in
+    return create_product(name=name, price=fields.pop("price", "49.00"), stock=stock,
+                          sale_starts_at=now + starts_in, sale_ends_at=now + timedelta(days=2), **fields)

@@ -60,7 +60,7 @@ class AppServer(str):
         return [int(pid) for pid in children.split()]
 
 
-SERVER_SECRET_KEY = "test-server-not-secret"  # noqa: S105 (tests sign sessions for the server with it)
+SERVER_SECRET_KEY = "test-server-not-secret"
 
 
 @contextlib.contextmanager

@@ -5,43 +5,15 @@ second page without a reload, finds the order and cancels it; staff open the das
 and see the chart. `SAVE_SCREENSHOTS=1` writes the pictures to docs/screenshots/.
 """
 
-import os
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.hashers import make_password
-from django.utils import timezone
 
 from orders.services import purchase
-from products.services import create_product
-from tests.browser import DESKTOP, PHONE, SCREENSHOTS, chromium, require_chromium, screenshot
-from tests.servers import running_app
+from tests.browser import DESKTOP, PASSWORD, PHONE, WAIT_MS, chromium, product_named, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "browser-pass-2026"
-WAIT_MS = 10_000  # upper bound for things that normally take ~2 s; never a sleep
-
-
-@pytest.fixture
-def live(monkeypatch):
-    require_chromium()
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with running_app(workers=2) as base:
-        yield base
-
-
-@pytest.fixture
-def shots(tmp_path):
-    return SCREENSHOTS if os.environ.get("SAVE_SCREENSHOTS") == "1" else tmp_path
-
-
-def product_named(name, *, starts_in=timedelta(hours=-1), stock=10, **fields):
-    now = timezone.now()
-    return create_product(name=name, price=fields.pop("price", "49.00"), stock=stock,
-                          sale_starts_at=now + starts_in, sale_ends_at=now + timedelta(days=2), **fields)
-
 
 def test_shopper_signs_up_watches_the_sale_open_buys_and_cancels(live, shots):
     from playwright.sync_api import expect

@@ -18,9 +18,8 @@ from django.utils import timezone
 from orders.models import Order, OrderStatus
 from orders.services import purchase
 from products.models import Product
-from tests.browser import DESKTOP, PHONE, chromium, screenshot
+from tests.browser import DESKTOP, PASSWORD, PHONE, WAIT_MS, chromium, product_named, screenshot
 from tests.servers import SERVER_SECRET_KEY
-from tests.test_browser import PASSWORD, WAIT_MS, live, product_named, shots  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

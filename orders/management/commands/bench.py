@@ -35,10 +35,10 @@ class Command(BaseCommand):
 
             call_command("migrate", interactive=False, verbosity=0)
             out = "docs/benchmarks-steps" if out == "docs/benchmarks" else out
-            results = bench_steps.run(Path(out), say=lambda line: self.stdout.write(line))
+            results = bench_steps.run(Path(out), say=self.stdout.write)
             self.stdout.write(self.style.SUCCESS(f"Wrote {out}.md and {out}.json in {results['total_seconds']} s."))
             return
-        results = bench.run(Path(out), say=lambda line: self.stdout.write(line))
+        results = bench.run(Path(out), say=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(
             f"Wrote {out}.md and {out}.json in {results['total_seconds']} s "
             f"(purchases / pgbench ceiling: {results['headline']['purchases_over_pgbench']})."

@@ -32,6 +32,7 @@ from products.errors import (
     SoldOut,
 )
 from products.models import Product
+from waiting_room.admission import check_admission
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -42,24 +43,25 @@ class PurchaseResult:
     created: bool  # False when an Idempotency-Key retry returned the order made earlier
 
 
-def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None) -> PurchaseResult:
+def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None,
+             admission_pass: str | None = None) -> PurchaseResult:
     """Buy `quantity` units of a product for `user`: the only way an order is made.
 
-    Checks run in the contract's order (input, product, window, per-shopper limit,
-    stock). An unlocked read turns most losers away first (sold out, not started…) so
-    they never queue on the row lock; the winners then repeat every check under the
+    Checks run in the contract's order (input, product, admission, window, per-shopper
+    limit, stock); `admission_pass` is the waiting room's pass (section 8). An unlocked
+    read turns most losers away first (sold out, not started…) so they never queue on the row lock; the winners then repeat every check under the
     lock, where the answer is authoritative.
     """
     _validate_purchase_input(product_id, quantity, idempotency_key)
     if idempotency_key is None:
-        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
+        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
         with lock_timeout_is_busy(), transaction.atomic():
             set_lock_timeout()
             return PurchaseResult(_buy_locked(user.pk, product_id, quantity, None, ""), created=True)
-    return _purchase_once(user, product_id, quantity, idempotency_key)
+    return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
 
 
-def _purchase_once(user, product_id: int, quantity: int, key: str) -> PurchaseResult:
+def _purchase_once(user, product_id: int, quantity: int, key: str, admission_pass: str | None) -> PurchaseResult:
     """An Idempotency-Key purchase: at most one order per (shopper, key), retries see it again."""
     request_hash = hashlib.sha256(f"{product_id}:{quantity}".encode()).hexdigest()
     try:
@@ -69,7 +71,7 @@ def _purchase_once(user, product_id: int, quantity: int, key: str) -> PurchaseRe
             earlier = order_for_key(user_id=user.pk, idempotency_key=key)
             if earlier is not None:
                 return _replay(earlier, request_hash)
-            _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
+            _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
             return PurchaseResult(_buy_locked(user.pk, product_id, quantity, key, request_hash), created=True)
     except IntegrityError:
         # Belt and braces behind the advisory lock: the unique (user, key) constraint won.
@@ -121,10 +123,13 @@ def _buy_locked(user_id: int, product_id: int, quantity: int, key: str | None, r
     return order
 
 
-def _reject_early(*, user_id: int, product_id: int, quantity: int) -> None:
+def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pass: str | None = None) -> None:
     snapshot = purchase_snapshot(product_id=product_id, user_id=user_id)
     if snapshot is None:
         raise ProductNotFound()
+    # Waiting room (contract section 8): after "product exists", before the window, never under the row lock.
+    check_admission(waiting_room=snapshot["waiting_room"], product_id=product_id, user_id=user_id,
+                    admission_pass=admission_pass)
     _ensure_purchasable(
         stock=snapshot["stock"],
         max_per_user=snapshot["max_per_user"],

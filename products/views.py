@@ -63,6 +63,7 @@ def buy(request, slug):
             product_id=product.pk,
             quantity=form.cleaned_data["quantity"],
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            admission_pass=request.POST.get("admission_pass") or None,  # the waiting room's buy form carries it
         )
     except DomainError as exc:
         form.add_error(None, exc.detail)

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "products",
     "orders",
     "dashboard",
+    "waiting_room",
 ]
 
 MIDDLEWARE = [

@@ -55,7 +55,7 @@ local length = redis.call('ZCARD', line)
 if ARGV[8] == '1' and now > start then
   local from = math.max(t, start)
   if now > from then
-    local grown = math.min(a + (now - from) * rate, (length + rate) * UNIT)
+    local grown = math.min(a + (now - from) * rate, (length + rate - 1) * UNIT + 1)
     if grown > a then a = grown end
     t = now
   end
@@ -96,7 +96,7 @@ local t = tonumber(redis.call('HGET', KEYS[2], 't') or ARGV[2])
 local length = redis.call('ZCARD', KEYS[1])
 if now > start then
   local from = math.max(t, start)
-  if now > from then a = math.max(a, math.min(a + (now - from) * rate, (length + rate) * 60000)) end
+  if now > from then a = math.max(a, math.min(a + (now - from) * rate, (length + rate - 1) * 60000 + 1)) end
 end
 return {length, math.min(length, math.ceil(a / 60000))}
 """

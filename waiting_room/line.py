@@ -1,6 +1,8 @@
 """The line itself: a few Redis keys per product, changed only by one atomic Lua script.
 
-Keys (under the cache's prefix, so every app instance on the same Redis shares them):
+Keys (under the cache's prefix, so every app instance on the same Redis shares them; a
+line is named by its product's id and creation moment, so a database that was reset or
+restored never meets the lines of the products that had its ids before):
 
 - `…:line`    sorted set of tickets; its order *is* the line's order;
 - `…:holders` hash shopper id -> ticket (joining twice finds the same ticket);
@@ -132,15 +134,15 @@ class Place:
         return wait + max(0, start_ms - now_ms)
 
 
-def _keys(product_id: int) -> list[str]:
-    return [cache.make_key(f"waiting_room:{product_id}:{part}") for part in ("line", "holders", "gate", "passes")]
+def _keys(line_id: str) -> list[str]:
+    return [cache.make_key(f"waiting_room:{line_id}:{part}") for part in ("line", "holders", "gate", "passes")]
 
 
 def _redis():
     return get_redis_connection("default")
 
 
-def visit(*, product_id: int, shopper_id: int, now_ms: int, start_ms: int, rate: int, join: bool,
+def visit(*, line_id: str, shopper_id: int, now_ms: int, start_ms: int, rate: int, join: bool,
           advance: bool = True, early_score: int | None = None) -> Place | None:
     """Join (`join=True`) or look up the shopper's place; None when polling without a ticket.
 
@@ -150,7 +152,7 @@ def visit(*, product_id: int, shopper_id: int, now_ms: int, start_ms: int, rate:
     """
     score = secrets.randbits(52) if early_score is None else early_score
     args = [now_ms, start_ms, rate, shopper_id, int(join), score, secrets.token_hex(4), int(advance), KEY_TTL_MS]
-    result = _redis().register_script(_VISIT)(keys=_keys(product_id), args=args)
+    result = _redis().register_script(_VISIT)(keys=_keys(line_id), args=args)
     if result[0] == 0:
         return None
     _, ticket, created, rank, admitted_count, length, allowance, seen = result
@@ -165,9 +167,9 @@ def visit(*, product_id: int, shopper_id: int, now_ms: int, start_ms: int, rate:
     )
 
 
-def figures(*, product_id: int, now_ms: int, start_ms: int, rate: int) -> tuple[int, int]:
+def figures(*, line_id: str, now_ms: int, start_ms: int, rate: int) -> tuple[int, int]:
     """(length, admitted) of one product's line right now, without changing it."""
-    keys = _keys(product_id)
+    keys = _keys(line_id)
     length, admitted = _redis().register_script(_FIGURES)(keys=[keys[0], keys[2]], args=[now_ms, start_ms, rate])
     return int(length), int(admitted)
 

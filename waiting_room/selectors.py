@@ -7,7 +7,7 @@ from products.models import Product, sale_status
 from waiting_room import line
 from waiting_room.passes import to_ms
 
-_FACTS = ("waiting_room", "admit_per_minute", "stock", "sale_starts_at", "sale_ends_at")
+_FACTS = ("id", "created_at", "waiting_room", "admit_per_minute", "stock", "sale_starts_at", "sale_ends_at")
 
 
 def line_facts(product_id: int) -> dict:
@@ -18,6 +18,11 @@ def line_facts(product_id: int) -> dict:
     facts["status"] = sale_status(stock=facts["stock"], starts_at=facts["sale_starts_at"],
                                   ends_at=facts["sale_ends_at"])
     return facts
+
+
+def line_id(product_id: int, created_at) -> str:
+    """The name of a product's line in Redis: its id alone could be reused after a database reset."""
+    return f"{product_id}.{to_ms(created_at)}"
 
 
 def start_ms(starts_at) -> int:
@@ -34,8 +39,8 @@ def line_figures(*, now=None) -> list[dict] | None:
     products = Product.objects.in_shop().filter(waiting_room=True).order_by("id")
     rows = []
     try:
-        for product in products.values("id", "slug", "name", "admit_per_minute", "sale_starts_at"):
-            length, admitted = line.figures(product_id=product["id"], now_ms=to_ms(now),
+        for product in products.values("id", "slug", "name", "admit_per_minute", "sale_starts_at", "created_at"):
+            length, admitted = line.figures(line_id=line_id(product["id"], product["created_at"]), now_ms=to_ms(now),
                                             start_ms=start_ms(product["sale_starts_at"]),
                                             rate=product["admit_per_minute"])
             rows.append({**product, "length": length, "admitted": admitted, "waiting": length - admitted})

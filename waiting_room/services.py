@@ -18,7 +18,7 @@ from products.models import SaleStatus
 from waiting_room import line
 from waiting_room.errors import NoTicket, WaitingRoomOff
 from waiting_room.passes import PASS_SECONDS, issue_pass, moment, to_ms
-from waiting_room.selectors import line_facts, start_ms
+from waiting_room.selectors import line_facts, line_id, start_ms
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _standing(shopper_id: int, product_id: int, facts: dict, now: datetime, *, j
     rate, status = facts["admit_per_minute"], facts["status"]
     line_open = status in _LINE_OPEN
     try:
-        place = line.visit(product_id=product_id, shopper_id=shopper_id, now_ms=now_ms, start_ms=starts,
+        place = line.visit(line_id=line_id(product_id, facts["created_at"]), shopper_id=shopper_id, now_ms=now_ms, start_ms=starts,
                            rate=rate, join=join, advance=line_open)
     except RedisError:
         logger.warning("waiting room unreachable; admitting shopper %s to product %s", shopper_id, product_id)

@@ -11,12 +11,12 @@ START_MS = 1_800_000_000_000  # an arbitrary sale start for the bare-line tests
 
 
 def _join(product_id, shopper_id, now_ms, *, rate=60):
-    return line.visit(product_id=product_id, shopper_id=shopper_id, now_ms=now_ms, start_ms=START_MS,
+    return line.visit(line_id=str(product_id), shopper_id=shopper_id, now_ms=now_ms, start_ms=START_MS,
                       rate=rate, join=True)
 
 
 def _finishing_order(product_id, shoppers, now_ms):
-    places = {s: line.visit(product_id=product_id, shopper_id=s, now_ms=now_ms, start_ms=START_MS,
+    places = {s: line.visit(line_id=str(product_id), shopper_id=s, now_ms=now_ms, start_ms=START_MS,
                             rate=60, join=False) for s in shoppers}
     return tuple(sorted(shoppers, key=lambda s: places[s].rank))
 
@@ -54,10 +54,10 @@ def test_the_chi_square_bound_rejects_arrival_order():
 
 def test_late_joiners_queue_behind_early_ones_in_arrival_order():
     for shopper in range(100, 120):
-        line.visit(product_id=1, shopper_id=shopper, now_ms=START_MS - 1000, start_ms=START_MS, rate=1, join=True)
-    late = [line.visit(product_id=1, shopper_id=s, now_ms=START_MS + 10 * s, start_ms=START_MS, rate=1, join=True)
+        line.visit(line_id=str(1), shopper_id=shopper, now_ms=START_MS - 1000, start_ms=START_MS, rate=1, join=True)
+    late = [line.visit(line_id=str(1), shopper_id=s, now_ms=START_MS + 10 * s, start_ms=START_MS, rate=1, join=True)
             for s in range(200, 210)]
-    early = [line.visit(product_id=1, shopper_id=s, now_ms=START_MS + 5000, start_ms=START_MS, rate=1, join=False)
+    early = [line.visit(line_id=str(1), shopper_id=s, now_ms=START_MS + 5000, start_ms=START_MS, rate=1, join=False)
              for s in range(100, 120)]
     assert sorted(p.rank for p in early) == list(range(20))
     assert [p.rank for p in late] == list(range(20, 30))
@@ -75,7 +75,7 @@ def test_joining_twice_returns_the_same_ticket():
 
 def test_polling_without_a_ticket_finds_none():
     _join(3, 1, START_MS)
-    assert line.visit(product_id=3, shopper_id=2, now_ms=START_MS, start_ms=START_MS, rate=60, join=False) is None
+    assert line.visit(line_id=str(3), shopper_id=2, now_ms=START_MS, start_ms=START_MS, rate=60, join=False) is None
 
 
 def test_admission_advances_at_the_rate_from_the_start():
@@ -84,7 +84,7 @@ def test_admission_advances_at_the_rate_from_the_start():
         _join(4, shopper, START_MS - 1000, rate=6)
 
     def admitted(seconds):
-        return line.figures(product_id=4, now_ms=START_MS + int(seconds * 1000), start_ms=START_MS, rate=6)[1]
+        return line.figures(line_id=str(4), now_ms=START_MS + int(seconds * 1000), start_ms=START_MS, rate=6)[1]
 
     assert admitted(-1) == 0 and admitted(0) == 0
     assert [admitted(s) for s in (0.001, 9.999, 10.001, 19.999, 20.001, 55)] == [1, 1, 2, 2, 3, 6]
@@ -94,9 +94,9 @@ def test_admission_advances_at_the_rate_from_the_start():
 def test_position_counts_the_not_yet_admitted_ahead():
     for shopper in range(5):
         _join(5, shopper, START_MS + shopper, rate=6)  # arrival order: ranks 0..4
-    place = line.visit(product_id=5, shopper_id=4, now_ms=START_MS + 10_500, start_ms=START_MS, rate=6, join=False)
+    place = line.visit(line_id=str(5), shopper_id=4, now_ms=START_MS + 10_500, start_ms=START_MS, rate=6, join=False)
     assert (place.rank, place.admitted_count, place.ahead, place.admitted) == (4, 2, 2, False)
-    first = line.visit(product_id=5, shopper_id=0, now_ms=START_MS + 10_500, start_ms=START_MS, rate=6, join=False)
+    first = line.visit(line_id=str(5), shopper_id=0, now_ms=START_MS + 10_500, start_ms=START_MS, rate=6, join=False)
     assert (first.ahead, first.admitted) == (0, True)
 
 
@@ -108,10 +108,10 @@ def test_unused_capacity_builds_up_to_one_minutes_worth_and_no_more():
     crowd = [_join(6, shopper, crowd_at, rate=rate) for shopper in range(1, 21)]
     assert sum(p.admitted for p in crowd) == rate
     # The next one waits a full interval (10 s at 6/min), not a moment less.
-    seventh = line.visit(product_id=6, shopper_id=rate + 1, now_ms=crowd_at + 9_999, start_ms=START_MS,
+    seventh = line.visit(line_id=str(6), shopper_id=rate + 1, now_ms=crowd_at + 9_999, start_ms=START_MS,
                          rate=rate, join=False)
     assert not seventh.admitted
-    seventh = line.visit(product_id=6, shopper_id=rate + 1, now_ms=crowd_at + 10_001, start_ms=START_MS,
+    seventh = line.visit(line_id=str(6), shopper_id=rate + 1, now_ms=crowd_at + 10_001, start_ms=START_MS,
                          rate=rate, join=False)
     assert seventh.admitted
 

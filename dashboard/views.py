@@ -8,6 +8,7 @@ from dashboard.selectors import dashboard_stats, product_choices
 from flashsale.accounts import staff_required
 from flashsale.api_errors import STATUS_BY_CODE
 from flashsale.errors import DomainError
+from waiting_room.selectors import line_figures
 
 
 @staff_required
@@ -37,4 +38,5 @@ def dashboard(request):
         "products": product_choices(),
         "revenue_chart": revenue_chart,
         "pace_chart": pace_chart,
+        "lines": line_figures(),
     })

@@ -84,7 +84,7 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
                     status, code = await answer_code(response)
                     data = await response.json() if status in (200, 201) and "queue" in url else None
                     return status, code, data
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return TRANSPORT_ERROR, type(exc).__name__, None
 
     async def one_buyer(session, buyer: Buyer, token: str):

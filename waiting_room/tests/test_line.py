@@ -2,6 +2,7 @@
 
 import itertools
 from collections import Counter
+
 import pytest
 
 from waiting_room import line

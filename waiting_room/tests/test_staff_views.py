@@ -31,7 +31,7 @@ def test_dashboard_shows_each_line_its_length_admitted_and_rate(line_product, ma
     product = _busy_line(line_product, make_user)
     plain = make_product()
     html = staff_browser.get("/dashboard/").content.decode()
-    row = re.search(rf'<tr data-line-row="{product.pk}">.*?</tr>', html, re.S).group(0)
+    row = re.search(rf'<tr data-line-row="{product.pk}">.*?</tr>', html, re.DOTALL).group(0)
     assert "data-line-length>3<" in row and "data-line-admitted>1<" in row and "data-line-rate>1<" in row
     assert f'data-line-row="{plain.pk}"' not in html
 

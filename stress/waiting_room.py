@@ -47,6 +47,7 @@ class Buyer:
     admitted: float | None = None  # the first moment it was seen admitted
     sent: float | None = None  # when its purchase went out
     outcome: tuple[int, str] | None = None  # the purchase's (status, code)
+    answered: float | None = None  # when the purchase's answer came
     left: str | None = None  # why it never bought: the line's answer
 
 
@@ -118,7 +119,7 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
         if status != TRANSPORT_ERROR:
             tally.latencies.append(time.perf_counter() - buyer.sent)
         tally.answers[(status, code)] += 1
-        buyer.outcome = (status, code)
+        buyer.outcome, buyer.answered = (status, code), time.perf_counter()
 
     async def report():
         while True:
@@ -164,6 +165,8 @@ def line_report(line: LineTally, *, wall: float) -> dict:
         if latest_sent > buyer.sent + PASS_SECONDS:
             out_of_order_beyond_slack += 1
         latest_sent = max(latest_sent, buyer.sent)
+    sold = sorted(b.answered for b in line.buyers if b.outcome and b.outcome[0] == 201)
+    selling = sold[-1] - min(b.joined for b in line.buyers) if sold else 0.0
     line_5xx = sum(n for (status, _), n in line.line_answers.items() if status >= 500)
     line_unanswered = sum(n for (status, _), n in line.line_answers.items() if status == TRANSPORT_ERROR)
     return {
@@ -172,6 +175,9 @@ def line_report(line: LineTally, *, wall: float) -> dict:
         "left_without_buying": dict(Counter(b.left for b in line.buyers if b.left)),
         "time_in_line_s": {"p50": round(_percentile(in_line, 50), 3), "p99": round(_percentile(in_line, 99), 3)},
         "polls": line.polls,
+        # From the first join to the last sale: how fast the line let the stock go.
+        "selling_s": round(selling, 3),
+        "purchases_per_s_while_selling": round(len(sold) / selling, 2) if selling else 0.0,
         "line_answers": {f"{status} {code}": n for (status, code), n in sorted(line.line_answers.items())},
         "admitted_out_of_ticket_order": admitted_out_of_order,
         "served_out_of_ticket_order": round(out_of_order_raw / len(served), 4) if served else 0.0,

@@ -23,7 +23,8 @@ import django
 
 
 def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: int, rounds: int) -> dict:
-    import httpx
+    """Plain product vs waiting-room product, interleaved. Passes last 5 minutes, so every
+    waiting-room round gets a fresh product whose passes are collected just before it."""
     from django.utils import timezone
 
     from orders.services import create_shoppers
@@ -32,24 +33,31 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
     run = f"wr-bench-{int(time.time() * 1000):x}"
     now = timezone.now()
-    products = {
-        name: create_product(name=f"{run} {name}", price=Decimal("1.00"), stock=1_000_000,
-                             sale_starts_at=now - timedelta(minutes=1), sale_ends_at=now + timedelta(hours=1),
-                             waiting_room=(name == "waiting_room"), admit_per_minute=1_000_000)
-        for name in ("plain", "waiting_room")
-    }
-    tokens = [token for _, token in create_shoppers(count=buyers, prefix=run)]
-    passes = []
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        for token in tokens:
-            standing = client.post(f"/api/products/{products['waiting_room'].pk}/queue/",
-                                   headers={"Authorization": f"Token {token}"}).json()
-            assert standing["admitted"], standing
-            passes.append(standing["pass"])
+    made = []
 
-    def send_for(name):
-        product_id = products[name].pk
-        headers = [{"Authorization": f"Token {token}", **({"Admission-Pass": p} if name == "waiting_room" else {})}
+    def product(name, waiting_room):
+        made.append(create_product(name=f"{run} {name}", price=Decimal("1.00"), stock=1_000_000,
+                                   sale_starts_at=now - timedelta(minutes=1), sale_ends_at=now + timedelta(hours=1),
+                                   waiting_room=waiting_room, admit_per_minute=1_000_000))
+        return made[-1].pk
+
+    tokens = [token for _, token in create_shoppers(count=buyers, prefix=run)]
+
+    async def collect_passes(product_id):
+        import aiohttp
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+            async def join(token):
+                async with session.post(f"{base_url}/api/products/{product_id}/queue/",
+                                        headers={"Authorization": f"Token {token}"}) as response:
+                    standing = await response.json()
+                    assert standing["admitted"], standing
+                    return standing["pass"]
+
+            return await asyncio.gather(*(join(token) for token in tokens))
+
+    def send_for(product_id, passes):
+        headers = [{"Authorization": f"Token {token}", **({"Admission-Pass": p} if p else {})}
                    for token, p in zip(tokens, passes)]
 
         async def send(session, index):
@@ -59,15 +67,18 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
         return send
 
+    plain_id = product("plain", False)
     results = {"plain": [], "waiting_room": []}
-    for _ in range(rounds):
-        for name in ("plain", "waiting_room"):
-            tally = asyncio.run(run_load(send_for(name), concurrency=concurrency, total=requests))
+    for round_number in range(rounds):
+        wr_id = product(f"waiting room {round_number}", True)
+        passes = asyncio.run(collect_passes(wr_id))
+        for name, product_id, run_passes in (("plain", plain_id, [None] * buyers), ("waiting_room", wr_id, passes)):
+            tally = asyncio.run(run_load(send_for(product_id, run_passes), concurrency=concurrency, total=requests))
             assert tally.count(status=201) == requests, tally.summary()
             results[name].append({"per_s": tally.done / tally.wall, "p50_ms": tally.percentile(50) * 1000,
                                   "p99_ms": tally.percentile(99) * 1000})
-    for product in products.values():
-        update_product(product=product, sale_ends_at=timezone.now())
+    for made_product in made:
+        update_product(product=made_product, sale_ends_at=timezone.now())
     summary = {
         name: {key: round(statistics.median(r[key] for r in runs), 1) for key in ("per_s", "p50_ms", "p99_ms")}
         for name, runs in results.items()

@@ -148,6 +148,8 @@ class Command(BaseCommand):
               f"polls: {lines['polls']:,})")
         for why, count in lines["left_without_buying"].items():
             write(f"  left the line       {count:,}  {why}")
+        write(f"  selling             {lines['selling_s']:.1f} s from the first join to the last sale, "
+              f"{lines['purchases_per_s_while_selling']:.1f} purchases/s")
         write(f"  time in line        p50 {lines['time_in_line_s']['p50']:.2f} s  "
               f"p99 {lines['time_in_line_s']['p99']:.2f} s")
         write(f"  served out of order {lines['served_out_of_ticket_order']:.2%} of buyers (raw); "

@@ -79,19 +79,21 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
     slots = asyncio.Semaphore(concurrency)
 
     async def request(session, method, url, **kwargs):
+        """(status, code, queue object or None, the moment the request went out past the slot limit)."""
         async with slots:
+            sent = time.perf_counter()
             try:
                 async with session.request(method, url, **kwargs) as response:
                     status, code = await answer_code(response)
                     data = await response.json() if status in (200, 201) and "queue" in url else None
-                    return status, code, data
+                    return status, code, data, sent
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return TRANSPORT_ERROR, type(exc).__name__, None
+                return TRANSPORT_ERROR, type(exc).__name__, None, sent
 
     async def one_buyer(session, buyer: Buyer, token: str):
         auth = {"Authorization": f"Token {token}"}
-        buyer.joined = asked = time.perf_counter()
-        status, code, standing = await request(session, "POST", queue_url, headers=auth)
+        buyer.joined = time.perf_counter()
+        status, code, standing, asked = await request(session, "POST", queue_url, headers=auth)
         line.line_answers[(status, code)] += 1
         while True:
             now = time.perf_counter()
@@ -107,14 +109,12 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
                 buyer.left = f"line closed: {standing['status']}"
                 return
             await asyncio.sleep(standing["retry_after"])
-            asked = time.perf_counter()
-            status, code, standing = await request(session, "GET", queue_url, headers=auth)
+            status, code, standing, asked = await request(session, "GET", queue_url, headers=auth)
             line.line_answers[(status, code)] += 1
             line.polls += 1
-        buyer.sent = time.perf_counter()
         tally.in_flight += 1
-        status, code, _ = await request(session, "POST", order_url, json=body,
-                                        headers={**auth, "Admission-Pass": standing["pass"]})
+        status, code, _, buyer.sent = await request(session, "POST", order_url, json=body,
+                                                    headers={**auth, "Admission-Pass": standing["pass"]})
         tally.in_flight -= 1
         if status != TRANSPORT_ERROR:
             tally.latencies.append(time.perf_counter() - buyer.sent)

@@ -64,6 +64,18 @@ def test_admin_edits_the_waiting_room(staff_browser, make_product, staff):
     assert 'name="waiting_room"' in page and 'name="admit_per_minute"' in page
     add_page = staff_browser.get("/admin/products/product/add/").content.decode()
     assert 'name="waiting_room"' in add_page and 'name="admit_per_minute"' in add_page
+    form = {"name": product.name, "slug": product.slug, "description": "", "image_url": "", "price": "9.99",
+            "sale_starts_at_0": "", "sale_starts_at_1": "", "sale_ends_at_0": "", "sale_ends_at_1": "",
+            "max_per_user": ""}
+    saved = staff_browser.post(f"/admin/products/product/{product.pk}/change/",
+                               {**form, "waiting_room": "on", "admit_per_minute": "30"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    product.refresh_from_db()
+    assert (product.waiting_room, product.admit_per_minute) == (True, 30)
+    refused = staff_browser.post(f"/admin/products/product/{product.pk}/change/", {**form, "admit_per_minute": "0"})
+    assert refused.status_code == 200  # the form shows the error; nothing saved
+    product.refresh_from_db()
+    assert product.admit_per_minute == 30
 
 
 def test_the_database_refuses_a_rate_below_one(make_product):

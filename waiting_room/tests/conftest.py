@@ -1,9 +1,8 @@
-"""Shared setup for the waiting room's tests: a product with a line, and clocks."""
+"""Shared setup for the waiting room's tests: a product with a line, and moments relative to its start."""
 
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 
 @pytest.fixture
@@ -24,8 +23,3 @@ def at():
         return product.sale_starts_at + timedelta(seconds=seconds)
 
     return moment
-
-
-@pytest.fixture
-def now():
-    return timezone.now()

@@ -7,6 +7,7 @@ from dashboard.forms import DAY_CHOICES, StatsFilterForm
 from dashboard.selectors import dashboard_stats, product_choices
 from flashsale.accounts import staff_required
 from flashsale.errors import DomainError
+from waiting_room.selectors import line_figures
 
 
 @staff_required
@@ -36,4 +37,5 @@ def dashboard(request):
         "products": product_choices(),
         "revenue_chart": revenue_chart,
         "pace_chart": pace_chart,
+        "lines": line_figures(),
     })

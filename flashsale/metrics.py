@@ -88,6 +88,35 @@ class ActiveSaleStock:
         yield gauge
 
 
+class WaitingRoomLines:
+    """Collector: per product with a waiting room, its line's length, admitted count and rate.
+
+    Read from Redis at scrape time, like the stock; absent while Redis is down.
+    """
+
+    def collect(self):
+        from flashsale.api_errors import DATABASE_DOWN
+        from waiting_room.selectors import line_figures
+
+        labels = ["product_id", "slug"]
+        length = GaugeMetricFamily("flashsale_waiting_room_length", "Tickets in the line, admitted ones included.",
+                                   labels=labels)
+        admitted = GaugeMetricFamily("flashsale_waiting_room_admitted", "Tickets the line has admitted.",
+                                     labels=labels)
+        rate = GaugeMetricFamily("flashsale_waiting_room_admit_per_minute", "The line's admission rate per minute.",
+                                 labels=labels)
+        try:
+            rows = line_figures() or []
+        except DATABASE_DOWN:
+            rows = []
+        for row in rows:
+            key = [str(row["id"]), row["slug"]]
+            length.add_metric(key, row["length"])
+            admitted.add_metric(key, row["admitted"])
+            rate.add_metric(key, row["admit_per_minute"])
+        yield from (length, admitted, rate)
+
+
 def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -97,6 +126,7 @@ def _registry() -> CollectorRegistry:
         for collector in (PURCHASES, PURCHASE_SECONDS, ROW_LOCK_WAIT_SECONDS):
             registry.register(collector)
     registry.register(ActiveSaleStock())
+    registry.register(WaitingRoomLines())
     return registry
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("accounts/", include("flashsale.accounts")),
     path("", include("orders.urls")),
+    path("", include("waiting_room.urls")),
     path("", include("products.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

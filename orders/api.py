@@ -19,6 +19,8 @@ from orders.serializers import OrderFilterSerializer, OrderSerializer, PurchaseS
 PURCHASE_ERRORS = (
     *INVALID,
     *AUTH_ERRORS,
+    (403, "admission_required"),
+    (403, "admission_invalid"),
     (404, "not_found"),
     (409, "sale_not_started"),
     (409, "sale_ended"),
@@ -98,13 +100,18 @@ class OrderListCreateApi(generics.GenericAPIView):
     @extend_schema(
         summary="Buy a product",
         description=(
-            "Checked in this order: authentication, rate limits, input, product exists, sale window, "
+            "Checked in this order: authentication, rate limits, input, product exists, admission "
+            "(waiting-room products only: send the pass from the line in `Admission-Pass`), sale window, "
             "per-shopper limit, stock. Send an `Idempotency-Key` header to make retries safe: the same "
             "key and body return the same order; a different body is 422; a request still in flight "
             "with that key is 409."
         ),
         request=PurchaseSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("Admission-Pass", str, OpenApiParameter.HEADER, required=False,
+                             description="The `pass` from `/api/products/{id}/queue/` (waiting-room products)."),
+        ],
         responses={201: OrderSerializer, **error_responses(*PURCHASE_ERRORS)},
     )
     def post(self, request):
@@ -116,6 +123,7 @@ class OrderListCreateApi(generics.GenericAPIView):
             product_id=serializer.validated_data["product_id"],
             quantity=serializer.validated_data["quantity"],
             idempotency_key=request.headers.get("Idempotency-Key"),
+            admission_pass=request.headers.get("Admission-Pass"),
         )
         return Response(order_answer(result.order), status=status.HTTP_201_CREATED)
 

@@ -27,14 +27,14 @@ def units_held_by(*, product_id: int, user_ids) -> dict[int, int]:
 # turned away right here, so building it with the ORM each time was a measurable share of the
 # CPU (see docs/benchmarks.md).
 _SNAPSHOT_SQL = """
-    SELECT p.stock, p.max_per_user, p.sale_starts_at, p.sale_ends_at,
+    SELECT p.stock, p.max_per_user, p.sale_starts_at, p.sale_ends_at, p.waiting_room,
            CASE WHEN p.max_per_user IS NULL THEN 0 ELSE COALESCE(
                (SELECT SUM(o.quantity) FROM orders_order o
                  WHERE o.product_id = p.id AND o.user_id = %s AND o.status = %s), 0) END
       FROM products_product p
      WHERE p.id = %s
 """
-_SNAPSHOT_FIELDS = ("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "units_held")
+_SNAPSHOT_FIELDS = ("stock", "max_per_user", "sale_starts_at", "sale_ends_at", "waiting_room", "units_held")
 # The product columns among them: the sold-out mark carries the same facts, taken from the
 # row the purchase locked (products.lock_objects.product_for_purchase must load each).
 SNAPSHOT_PRODUCT_FIELDS = _SNAPSHOT_FIELDS[:-1]

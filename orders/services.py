@@ -31,6 +31,7 @@ from products.errors import (
     SoldOut,
 )
 from products.models import Product, SaleStatus, window_status
+from waiting_room.admission import check_admission
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -41,23 +42,25 @@ class PurchaseResult:
     created: bool  # False when an Idempotency-Key retry returned the order made earlier
 
 
-def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None) -> PurchaseResult:
+def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None,
+             admission_pass: str | None = None) -> PurchaseResult:
     """Buy `quantity` units of a product for `user`: the only way an order is made.
 
     Checks run in the contract's order (input, product, admission, window, per-shopper
-    limit, stock). An unlocked read (or the sold-out mark, which needs no read) turns
+    limit, stock); `admission_pass` is the waiting room's pass (section 8). An unlocked
+    read (or the sold-out mark, which needs no read) turns
     most losers away first so they never queue on the row lock; the winners then repeat
     every check under the lock, where the answer is authoritative. Concurrent buyers of
     one product in this process are applied together (see `orders.group_commit`).
     """
     _validate_purchase_input(product_id, quantity, idempotency_key)
     if idempotency_key is None:
-        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
+        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
         return buy_in_group(product_id, Buyer(user_id=user.pk, quantity=quantity), _buy_group)
-    return _purchase_once(user, product_id, quantity, idempotency_key)
+    return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
 
 
-def _purchase_once(user, product_id: int, quantity: int, key: str) -> PurchaseResult:
+def _purchase_once(user, product_id: int, quantity: int, key: str, admission_pass: str | None) -> PurchaseResult:
     """An Idempotency-Key purchase: at most one order per (shopper, key), retries see it again.
 
     A committed order for the key is final, so it is replayed without a claim. Anything
@@ -69,7 +72,7 @@ def _purchase_once(user, product_id: int, quantity: int, key: str) -> PurchaseRe
     if earlier is not None:
         return _replay(earlier, request_hash)
     try:
-        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity)
+        _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
     except DomainError as refusal:
         with transaction.atomic():
             if not _claim_idempotency_keys([(user.pk, key)])[0]:
@@ -241,7 +244,7 @@ def decide_group(
     return decisions
 
 
-def _reject_early(*, user_id: int, product_id: int, quantity: int) -> None:
+def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pass: str | None = None) -> None:
     """The unlocked pre-check: the sold-out mark if there is one, else one read."""
     facts = sold_out.sold_out_facts(product_id)
     if facts is None:
@@ -250,8 +253,9 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int) -> None:
         if facts is None:
             raise ProductNotFound()
         sold_out.mark_sold_out(product_id, facts, seen_generation=seen)
-    # A check of the product's facts that must come before the window (the waiting
-    # room's admission, section 8) belongs here, between "exists" and the window.
+    # Waiting room (section 8): after "product exists", before the window, never under the row lock.
+    check_admission(waiting_room=facts["waiting_room"], product_id=product_id, user_id=user_id,
+                    admission_pass=admission_pass)
     _ensure_purchasable(
         stock=facts["stock"],
         max_per_user=facts["max_per_user"],

@@ -42,6 +42,7 @@ def buy(request, slug):
             product_id=product.pk,
             quantity=form.cleaned_data["quantity"],
             idempotency_key=form.purchase_key(),
+            admission_pass=request.POST.get("admission_pass") or None,  # the waiting page's buy form carries it
         )
     except DomainError as exc:
         response = _refused(request, product, form, status=exc.code.status, outcome=exc.code, error=exc.detail)

@@ -40,7 +40,7 @@ class ProductAddForm(forms.ModelForm):
     class Meta:
         model = Product
         fields = ["name", "slug", "description", "image_url", "price", "stock", "max_per_user",
-                  "sale_starts_at", "sale_ends_at"]
+                  "sale_starts_at", "sale_ends_at", "waiting_room", "admit_per_minute"]
 
 
 class RestockForm(forms.Form):
@@ -51,7 +51,7 @@ class RestockForm(forms.Form):
 class ProductAdmin(admin.ModelAdmin):
     # Few, narrow columns: the whole row fits a 1280 px screen next to the filter sidebar.
     list_display = ["name", "status_badge", "stock", "units_sold", "price", "limit", "sale_window"]
-    list_filter = [SaleStatusFilter, "sale_starts_at"]
+    list_filter = [SaleStatusFilter, "waiting_room", "sale_starts_at"]
     search_fields = ["name", "slug"]
     ordering = ["-sale_starts_at", "-id"]
     prepopulated_fields = {"slug": ["name"]}
@@ -59,6 +59,7 @@ class ProductAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "image_url", "price"]}),
         ("Sale window and limits", {"fields": ["sale_starts_at", "sale_ends_at", "max_per_user"]}),
+        ("Waiting room", {"fields": ["waiting_room", "admit_per_minute"]}),
         ("Stock (change it with the Restock action)", {"fields": ["stock", "units_received"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]

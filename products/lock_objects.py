@@ -31,7 +31,7 @@ def product_for_purchase(product_id: int) -> Product:
         with row_lock_wait():
             return (
                 Product.objects.select_for_update(no_key=True, of=("self",))
-                .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at")
+                .only("id", "name", "price", "stock", "max_per_user", "sale_starts_at", "sale_ends_at", "waiting_room")
                 .get(pk=product_id)
             )
     except Product.DoesNotExist:

@@ -68,6 +68,9 @@ class Product(models.Model):
     )
     sale_starts_at = models.DateTimeField(null=True, blank=True)
     sale_ends_at = models.DateTimeField(null=True, blank=True)
+    # The waiting room (contract section 8; the line itself lives in Redis, see waiting_room/).
+    waiting_room = models.BooleanField(default=False, help_text="Buying needs an admission pass from the line.")
+    admit_per_minute = models.PositiveIntegerField(default=60, help_text="Shoppers the line admits per minute.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +90,7 @@ class Product(models.Model):
                 condition=Q(max_per_user__isnull=True) | Q(max_per_user__gte=1),
                 name="product_max_per_user_positive",
             ),
+            models.CheckConstraint(condition=Q(admit_per_minute__gte=1), name="product_admit_per_minute_positive"),
             models.CheckConstraint(
                 condition=Q(sale_starts_at__isnull=True)
                 | Q(sale_ends_at__isnull=True)

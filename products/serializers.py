@@ -6,6 +6,18 @@ from flashsale.serializers import StrictIntegerField, StrictSerializer
 from products.models import Product, SaleStatus
 from products.services import MAX_RESTOCK
 
+# A line admitting more than this per minute is no line; the bound keeps the gate's arithmetic exact.
+MAX_ADMIT_PER_MINUTE = 1_000_000
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false and nothing else: no "yes", no 1."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
 
 class ProductSerializer(serializers.ModelSerializer):
     """The contract's Product object."""
@@ -16,7 +28,8 @@ class ProductSerializer(serializers.ModelSerializer):
     class Meta:
         model = Product
         fields = ["id", "slug", "name", "description", "image_url", "price", "stock", "max_per_user",
-                  "sale_starts_at", "sale_ends_at", "status"]
+                  "sale_starts_at", "sale_ends_at", "status",
+                  "waiting_room", "admit_per_minute"]
         read_only_fields = fields
 
     def to_representation(self, instance):
@@ -34,6 +47,8 @@ class _ProductFieldsSerializer(StrictSerializer):
     max_per_user = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
     sale_starts_at = serializers.DateTimeField(required=False, allow_null=True)
     sale_ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    waiting_room = StrictBooleanField(required=False)
+    admit_per_minute = StrictIntegerField(required=False, min_value=1, max_value=MAX_ADMIT_PER_MINUTE)
 
 
 class ProductCreateSerializer(_ProductFieldsSerializer):

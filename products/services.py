@@ -12,17 +12,20 @@ from products.models import Product
 
 MAX_RESTOCK = 1_000_000
 # Fields staff may change after creation; stock is not among them (use restock).
-EDITABLE_FIELDS = ("name", "slug", "description", "image_url", "price", "max_per_user", "sale_starts_at", "sale_ends_at")
+EDITABLE_FIELDS = ("name", "slug", "description", "image_url", "price", "max_per_user", "sale_starts_at", "sale_ends_at",
+                   "waiting_room", "admit_per_minute")
 
 
 def create_product(*, name: str, price, stock: int, slug: str = "", description: str = "", image_url=None,
-                   max_per_user=None, sale_starts_at=None, sale_ends_at=None) -> Product:
+                   max_per_user=None, sale_starts_at=None, sale_ends_at=None,
+                   waiting_room: bool = False, admit_per_minute: int = 60) -> Product:
     if stock < 0:
         raise InvalidInput(errors={"stock": ["Stock cannot be negative."]})
     _check_window(sale_starts_at, sale_ends_at)
     fields = dict(name=name, description=description, image_url=image_url or None, price=price,
                   stock=stock, units_received=stock, max_per_user=max_per_user,
-                  sale_starts_at=sale_starts_at, sale_ends_at=sale_ends_at)
+                  sale_starts_at=sale_starts_at, sale_ends_at=sale_ends_at,
+                  waiting_room=waiting_room, admit_per_minute=admit_per_minute)
     if slug:
         return _save_with_slug(Product(slug=slug, **fields), explicit_slug=True)
     return _save_with_slug(Product(slug=unique_slug(name), **fields), explicit_slug=False)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "orders",
     "dashboard",
     "shoppers",
+    "waiting_room",
 ]
 
 MIDDLEWARE = [

@@ -59,7 +59,7 @@ def test_change_form_edits_window_and_limit_but_not_stock(admin_client, make_pro
         "sale_starts_at_0": starts.strftime("%Y-%m-%d"), "sale_starts_at_1": starts.strftime("%H:%M:%S"),
         "sale_ends_at_0": (starts + timedelta(days=1)).strftime("%Y-%m-%d"),
         "sale_ends_at_1": starts.strftime("%H:%M:%S"),
-        "max_per_user": "2", "stock": "999999",
+        "max_per_user": "2", "stock": "999999", "admit_per_minute": "60",  # the form's initial value, as a browser posts it
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     product.refresh_from_db()
@@ -70,6 +70,7 @@ def test_add_form_creates_through_the_service(admin_client):
     response = admin_client.post("/admin/products/product/add/", {
         "name": "Brand New", "slug": "", "description": "", "image_url": "", "price": "5.00", "stock": "30",
         "max_per_user": "", "sale_starts_at_0": "", "sale_starts_at_1": "", "sale_ends_at_0": "", "sale_ends_at_1": "",
+        "admit_per_minute": "60",  # the form's initial value, as a browser posts it
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     product = Product.objects.get(name="Brand New")

@@ -9,7 +9,7 @@ from products.models import Product
 from tests.invariants import assert_stock_reconciles
 
 PRODUCT_KEYS = {"id", "slug", "name", "description", "image_url", "price", "stock", "max_per_user",
-                "sale_starts_at", "sale_ends_at", "status"}
+                "sale_starts_at", "sale_ends_at", "status", "waiting_room", "admit_per_minute"}
 
 
 def assert_error(response, status, code):

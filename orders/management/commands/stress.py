@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from flashsale.error_codes import SALE_REFUSALS
 from stress.load import NotLoopback, loopback_base_url
 from stress.scenario import close_sale, fire_purchases, prepare_sale, read_back, verdict
+from stress.waiting_room import add_waiting_room, fire_through_line, line_checks, line_report
 
 # code -> status of the refusals a correct sale gives a crowd bigger than its stock
 EXPECTED_REFUSALS = {code.value: code.status for code in SALE_REFUSALS}
@@ -33,7 +34,9 @@ class Command(BaseCommand):
         "throughput and latency p50/p95/p99. Exit 0 only when nothing was oversold, the guarantees "
         "hold and no answer was a 5xx; 1 otherwise. Start the server with rate limits off "
         "(RATE_LIMIT_PURCHASE_USER=off RATE_LIMIT_PURCHASE_IP=off), as `make stress` does. "
-        "Example: manage.py stress --base-url http://127.0.0.1:8000 --buyers 2000 --stock 100 --concurrency 2000"
+        "Example: manage.py stress --base-url http://127.0.0.1:8000 --buyers 2000 --stock 100 --concurrency 2000. "
+        "With --waiting-room RATE the product has a waiting room: the report adds time in line (p50/p99), "
+        "the number admitted and the share of buyers served out of ticket order."
     )
 
     def add_arguments(self, parser):
@@ -46,10 +49,13 @@ class Command(BaseCommand):
                             help="one shopper fires all the purchases (a client hammering the buy button)")
         parser.add_argument("--duration", type=float, metavar="SECONDS",
                             help="sustained mode: keep purchases coming for this long instead of one burst")
+        parser.add_argument("--waiting-room", type=positive, metavar="RATE", dest="waiting_room",
+                            help="the product has a waiting room admitting RATE per minute: every buyer joins "
+                                 "the line, polls as told and buys once admitted (burst mode only)")
         parser.add_argument("--json", dest="json_file", metavar="FILE", help="also write the full report as JSON to FILE")
 
     def handle(self, *args, base_url, buyers, stock, concurrency, quantity, same_user, duration, json_file,
-               **options):
+               waiting_room=None, **options):
         try:
             base_url = loopback_base_url(base_url)
         except NotLoopback as exc:
@@ -63,9 +69,15 @@ class Command(BaseCommand):
         if quantity > 100:
             raise CommandError("--quantity is at most 100 (the API's per-purchase ceiling).")
 
+        if waiting_room is not None and (duration is not None or same_user):
+            raise CommandError("--waiting-room runs a burst of distinct buyers (no --duration, no --same-user).")
+
         live = sys.stdout.isatty()
         sale = prepare_sale(buyers=buyers, stock=stock, same_user=same_user,
                             on_progress=self._progress_shoppers if live else None)
+        if waiting_room is not None:
+            return self._through_waiting_room(base_url, sale, rate=waiting_room, concurrency=concurrency,
+                                              quantity=quantity, json_file=json_file, live=live)
         mode = f"sustained {duration:g}s" if duration is not None else "burst"
         who = "one shopper" if same_user else f"{buyers:,} shoppers"
         self.stdout.write(f"{mode}: {who}, {stock:,} units of product {sale.product_id}, "
@@ -94,6 +106,58 @@ class Command(BaseCommand):
         if not result["passed"]:
             failed = ", ".join(name for name, ok in result["checks"].items() if not ok)
             raise CommandError(f"FAIL: {failed}", returncode=1)
+
+    def _through_waiting_room(self, base_url, sale, *, rate, concurrency, quantity, json_file, live):
+        add_waiting_room(sale, rate=rate)
+        self.stdout.write(f"waiting room: {len(sale.tokens):,} shoppers, {sale.stock:,} units of product "
+                          f"{sale.product_id}, admitting {rate:,}/min, {concurrency:,} in flight -> {base_url}")
+        try:
+            tally, line = fire_through_line(base_url, sale, concurrency=concurrency, quantity=quantity,
+                                            on_progress=self._progress_line if live else None)
+        finally:
+            if live:
+                self.stdout.write("")
+        outcome = read_back(base_url, sale)
+        close_sale(sale)
+        result = verdict(sale, tally, outcome, quantity=quantity)
+        lines = line_report(line, wall=tally.wall)
+        result["checks"].update(line_checks(lines))
+        result["passed"] = all(result["checks"].values())
+        report = {
+            "mode": "waiting_room", "base_url": base_url, "product_id": sale.product_id,
+            "buyers": len(sale.tokens), "stock": sale.stock, "concurrency": concurrency, "quantity": quantity,
+            "admit_per_minute": rate, "successes": tally.count(status=201), **tally.summary(),
+            "purchases_per_s": round(tally.count(status=201) / tally.wall, 1) if tally.wall else 0.0,
+            "final_stock": outcome["stock"], "orders_read_back": outcome["orders"],
+            "units_sold_read_back": outcome["units_sold"], "waiting_room": lines, **result,
+        }
+        self._print_line(lines)
+        self._print(report)
+        if json_file:
+            self._write_json(json_file, report)
+        if not result["passed"]:
+            failed = ", ".join(name for name, ok in result["checks"].items() if not ok)
+            raise CommandError(f"FAIL: {failed}", returncode=1)
+
+    def _progress_line(self, tally, line):
+        admitted = sum(1 for buyer in line.buyers if buyer.admitted is not None)
+        self.stdout.write(f"\r  {tally.wall:6.1f}s  admitted {admitted:,}  polls {line.polls:,}  "
+                          f"201: {tally.count(status=201):,}  5xx: {tally.count(at_least=500):,}   ", ending="")
+        self.stdout.flush()
+
+    def _print_line(self, lines: dict) -> None:
+        write = self.stdout.write
+        write(f"  admitted            {lines['admitted']:,} (bought or tried: {lines['served']:,}; "
+              f"polls: {lines['polls']:,})")
+        for why, count in lines["left_without_buying"].items():
+            write(f"  left the line       {count:,}  {why}")
+        write(f"  selling             {lines['selling_s']:.1f} s from the first join to the last sale, "
+              f"{lines['purchases_per_s_while_selling']:.1f} purchases/s")
+        write(f"  time in line        p50 {lines['time_in_line_s']['p50']:.2f} s  "
+              f"p99 {lines['time_in_line_s']['p99']:.2f} s")
+        write(f"  served out of order {lines['served_out_of_ticket_order']:.2%} of buyers (raw); "
+              f"{lines['served_out_of_ticket_order_beyond_pass_slack']} beyond the pass's {lines['pass_slack_s']} s; "
+              f"admitted out of order: {lines['admitted_out_of_ticket_order']}")
 
     def _progress_shoppers(self, done, total):
         self.stdout.write(f"\r  creating shoppers {done:,}/{total:,}", ending="\n" if done == total else "")

@@ -71,8 +71,8 @@ def _standing(shopper_id: int, product_id: int, facts: dict, now: datetime, *, j
     rate, status = facts["admit_per_minute"], facts["status"]
     line_open = status in _LINE_OPEN
     try:
-        place = line.visit(line_id=line_id(product_id, facts["created_at"]), shopper_id=shopper_id, now_ms=now_ms, start_ms=starts,
-                           rate=rate, join=join, advance=line_open)
+        place = line.visit(line_id=line_id(product_id, facts["created_at"]), shopper_id=shopper_id, now_ms=now_ms,
+                           start_ms=starts, rate=rate, join=join, advance=line_open)
     except RedisError:
         logger.warning("waiting room unreachable; admitting shopper %s to product %s", shopper_id, product_id)
         return _open_standing(shopper_id, product_id, now_ms, status)

@@ -130,7 +130,7 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         reporter = asyncio.create_task(report()) if on_progress else None
         tally.started = time.perf_counter()
-        await asyncio.gather(*(one_buyer(session, buyer, token) for buyer, token in zip(line.buyers, sale.tokens, strict=True)))
+        await asyncio.gather(*(one_buyer(session, buyer, token) for buyer, token in zip(line.buyers, sale.tokens, strict=False)))
         tally.finished = time.perf_counter()
         if reporter:
             reporter.cancel()

@@ -58,7 +58,7 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
     def send_for(product_id, passes):
         headers = [{"Authorization": f"Token {token}", **({"Admission-Pass": p} if p else {})}
-                   for token, p in zip(tokens, passes, strict=True)]
+                   for token, p in zip(tokens, passes, strict=False)]
 
         async def send(session, index):
             async with session.post(f"{base_url}/api/orders/", json={"product_id": product_id},

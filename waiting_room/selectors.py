@@ -12,7 +12,7 @@ _FACTS = ("id", "created_at", "waiting_room", "admit_per_minute", "stock", "sale
 
 def line_facts(product_id: int) -> dict:
     """One indexed read: the product's waiting-room settings, window and stock, with its status."""
-    facts = Product.objects.in_shop().filter(pk=product_id).values(*_FACTS).first()
+    facts = Product.objects.filter(pk=product_id).values(*_FACTS).first()
     if facts is None:
         raise ProductNotFound()
     facts["status"] = sale_status(stock=facts["stock"], starts_at=facts["sale_starts_at"],
@@ -36,7 +36,7 @@ def line_figures(*, now=None) -> list[dict] | None:
     None when Redis cannot be reached (the waiting room is open; there is no line to count).
     """
     now = now or timezone.now()
-    products = Product.objects.in_shop().filter(waiting_room=True).order_by("id")
+    products = Product.objects.filter(waiting_room=True).order_by("id")
     rows = []
     try:
         for product in products.values("id", "slug", "name", "admit_per_minute", "sale_starts_at", "created_at"):

@@ -115,11 +115,25 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Callable[[
         else:
             line.leader_busy = buyer.leads = True
     if not buyer.leads:
+        _give_back_connection()
         buyer._woken.wait()
         if not buyer.leads:  # woken with its answer, not to lead
             return buyer.outcome()
     _lead(product_id, line, buyer, apply)
     return buyer.outcome()
+
+
+def _give_back_connection() -> None:
+    """A queued buyer needs no database connection: the leader applies its purchase.
+
+    Under a pool (gevent workers: a few connections per worker, `DB_POOL_MAX_SIZE`) the
+    buyer's connection goes back to the pool while it waits, so the next buyers' pre-checks
+    can run and the group is not capped at the pool's size. Should it be handed the lead,
+    Django borrows a connection again for its transaction. Without a pool nothing is done:
+    closing would cost a reconnect.
+    """
+    if connection.settings_dict.get("OPTIONS", {}).get("pool") and connection.connection is not None:
+        connection.close()
 
 
 def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:

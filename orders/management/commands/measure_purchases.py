@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from flashsale.errors import DomainError
 from orders.models import Order
-from orders.services import create_shoppers, purchase
+from orders.services import purchase
 from products.models import Product
 from products.services import create_product
+from shoppers.services import create_shoppers
 
 
 class Command(BaseCommand):

@@ -49,7 +49,8 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
 
     Checks run in the contract's order (input, product, admission, window, per-shopper
     limit, stock); `admission_pass` is the waiting room's pass (section 8). An unlocked
-    read turns most losers away first (sold out, not started…) so they never queue on the row lock; the winners then repeat every check under the
+    read turns most losers away first (sold out, not started…) so they never queue on
+    the row lock; the winners then repeat every check under the
     lock, where the answer is authoritative.
     """
     _validate_purchase_input(product_id, quantity, idempotency_key)

@@ -21,14 +21,18 @@ delete could not reach Redis live at most TOKEN_CACHE_SECONDS (see README, Failu
 """
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
+from redis.exceptions import RedisError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
+
+logger = logging.getLogger(__name__)
 
 CACHED_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
 _MISSING = object()
@@ -75,6 +79,22 @@ def remember_token(token: Token) -> None:
     if settings.TOKEN_CACHE_SECONDS > 0 and token.user.is_active:
         cache.add(token_cache_key(token.key), {f: getattr(token.user, f) for f in CACHED_FIELDS},
                   settings.TOKEN_CACHE_SECONDS)
+
+
+def remember_new_shoppers(tokens: dict[str, dict]) -> None:
+    """Cache tokens handed out in bulk (`create_shoppers`), as `remember_token` does for one:
+    `{token key: cached columns}`, written where none is, in one pipelined round trip.
+    Redis down: nothing is cached and the first request of each pays DRF's query."""
+    if settings.TOKEN_CACHE_SECONDS <= 0 or not tokens:
+        return
+    try:
+        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
+        for key, columns in tokens.items():
+            pipe.set(cache.make_key(token_cache_key(key)), cache.client.encode(columns), nx=True,
+                     ex=settings.TOKEN_CACHE_SECONDS)
+        pipe.execute()
+    except RedisError as exc:
+        logger.warning("tokens not cached, Redis unavailable: %s", exc)
 
 
 def forget_tokens(keys: list[str]) -> None:

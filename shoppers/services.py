@@ -5,6 +5,8 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from flashsale.authentication import CACHED_FIELDS, remember_new_shoppers
+
 SHOPPER_BATCH = 1000
 
 
@@ -14,7 +16,8 @@ def create_shoppers(*, count: int, prefix: str = "shopper", password: str = "loa
 
     Usernames are PREFIX-00001…; existing ones are kept and get a token if they lack one.
     Their password uses the fast load-test hasher (production settings refuse it), hashed
-    once for all since they share it. `on_progress(done, count)` is called per batch.
+    once for all since they share it. Their tokens go into the token cache at once, as a
+login's do. `on_progress(done, count)` is called per batch.
     """
     width = max(5, len(str(count)))
     usernames = [f"{prefix}-{n:0{width}d}" for n in range(1, count + 1)]
@@ -30,7 +33,11 @@ def create_shoppers(*, count: int, prefix: str = "shopper", password: str = "loa
             new_tokens = [Token(key=Token.generate_key(), user_id=uid) for uid in users.values() if uid not in have]
             Token.objects.bulk_create(new_tokens)
             have.update({token.user_id: token.key for token in new_tokens})
+        # Handed out like a login's token (POST /api/auth/token/), so cached like one.
+        columns = User.objects.filter(id__in=users.values()).values(*CACHED_FIELDS)
+        remember_new_shoppers({have[row["id"]]: row for row in columns if row["is_active"]})
         pairs.extend((name, have[users[name]]) for name in batch)
         if on_progress is not None:
             on_progress(len(pairs), count)
     return pairs
+

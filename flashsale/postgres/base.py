@@ -6,8 +6,8 @@ queue for the worker's few connections (sync workers' queued in the listen backl
 instead, unbounded), so one timeout would turn a burst into `503 unavailable` answers.
 `PatientPool` waits in slices of DB_POOL_TIMEOUT_MS: while some of its connections are out
 with other requests (the database answers, they are only busy) it keeps waiting, up to
-DB_POOL_QUEUE_SECONDS; when none is (nothing connected: every attempt failed) it fails
-after one slice, so an outage is still a prompt 503 `unavailable`.
+DB_POOL_QUEUE_SECONDS; when none is and a connection attempt failed meanwhile (or none has
+been lent for OUTAGE_SECONDS) it fails, so an outage is still a prompt 503 `unavailable`.
 """
 
 import threading
@@ -18,6 +18,8 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+OUTAGE_SECONDS = 3.0
+
 
 class PatientPool(ConnectionPool):
     def __init__(self, *args, queue_seconds: float = 30.0, **kwargs):
@@ -27,13 +29,20 @@ class PatientPool(ConnectionPool):
         self._lent_lock = threading.Lock()
 
     def getconn(self, timeout: float | None = None):
-        deadline = time.monotonic() + self.queue_seconds
+        started = time.monotonic()
+        failed_connects = self._stats[self._CONNECTIONS_ERRORS]
         while True:
             try:
                 conn = super().getconn(timeout=timeout)
             except PoolTimeout:
-                if self._lent == 0 or time.monotonic() >= deadline:
-                    raise  # none lent yet none free: an outage; or waited long enough
+                waited = time.monotonic() - started
+                # Nothing lent and a connect failed meanwhile (or nothing lent for OUTAGE_SECONDS):
+                # the database is away. A worker starved of CPU in a burst also misses a slice
+                # with nothing lent for a moment, so that alone is not an outage.
+                outage = self._lent == 0 and (self._stats[self._CONNECTIONS_ERRORS] > failed_connects
+                                              or waited >= OUTAGE_SECONDS)
+                if outage or waited >= self.queue_seconds:
+                    raise
                 continue
             with self._lent_lock:
                 self._lent += 1

@@ -3,8 +3,9 @@
 gevent workers, cores + 1 of them (3 on the 2-core machine), 1000 connections each,
 keep-alive 5 s, each worker sharing a psycopg pool of at most 4 connections
 (flashsale.postgres: a request waits out a burst for one, not an outage). Environment:
-WEB_CONCURRENCY, GUNICORN_WORKER_CLASS (the issue-9 hardening may name its gevent
-subclass), GUNICORN_WORKER_CONNECTIONS, GUNICORN_THREADS (gthread), DB_POOL_MAX_SIZE.
+WEB_CONCURRENCY, GUNICORN_WORKER_CLASS (default: flashsale.gunicorn_worker.ShopGeventWorker,
+gevent with the HTTP-edge deadlines), GUNICORN_WORKER_CONNECTIONS, GUNICORN_THREADS
+(gthread), DB_POOL_MAX_SIZE.
 Record: docs/decisions/serving-tier.md.
 
 Why gevent, first what it is for, then what was measured:
@@ -16,7 +17,13 @@ Why gevent, first what it is for, then what was measured:
   9 ms while 50 sockets withheld their bodies). gthread holds a thread of 12 per instance.
 - Keep-alive: sync closes every connection after one answer.
 
-Measured (`manage.py bench --steps` and `make bench`, docs/benchmarks*.md). The machine
+Final `make bench` on this configuration with group commit, a quiet 2-core machine
+(docs/benchmarks.md): purchases 166 / 232 per s at 16 / 64 clients (0.42 / 0.98 of
+pgbench's single-purchase ceiling), stock reads 1,906/s (1.53 x the bare Django view on
+gthread 3 x 4 keep-alive, 1.43 x the same view on this configuration), the 2000/100 burst
+with 500 in flight 7.0 s with 0 x 5xx.
+
+Measured while choosing (`manage.py bench --steps` and `make bench`). The machine
 was saturated by five other engineers' test suites (load average 9-20 on 2 cores), so
 rates were 10x below the issue's and moved 30-50% between repeats; CPU per answer (from
 /proc) is the steadier figure, and even it was inflated by the contention:

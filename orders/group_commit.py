@@ -13,8 +13,9 @@ buyer that queued meanwhile; each buyer is then handed exactly its own outcome.
   workers nothing changes.
 - When a leader is done it hands the lead to the longest-waiting buyer, whose group is
   everything queued by then; buyers keep their arrival order.
-- The leader runs the transaction on its own database connection; the followers' stay idle
-  (so a pool must have a connection for every buyer in flight, see the decision record).
+- The leader runs the transaction on its own database connection; a follower gives its
+  pooled connection back while it waits (`_give_back_connection`), so a worker's few pooled
+  connections serve the pre-checks of many buyers and do not cap a group's size.
 - What a group does with its buyers is the caller's `apply` (see `orders.services`): it
   must give every buyer an outcome, or raise, in which case every buyer lined up and not
   yet answered gets that same failure (a lock timeout or a database error answers the

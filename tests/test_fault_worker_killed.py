@@ -128,7 +128,10 @@ def test_a_worker_killed_mid_group_leaves_no_half_applied_group(make_user, make_
     quantities = [MARKED_QUANTITY, 1, 1, 1, 1]
     _install_pause(table)
     try:
-        env = {"LOCK_TIMEOUT_MS": "20000", "GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "8"}
+        # No pool: each buyer's thread keeps its own connection, so a buyer lined up after its
+        # pre-check shows as an idle backend (pooled, it would give its connection back).
+        env = {"LOCK_TIMEOUT_MS": "20000", "GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "8",
+               "DB_POOL_MAX_SIZE": "0"}
         with running_app(env=env, workers=1) as base, row_locked_elsewhere(product.pk) as held:
             (worker_pid,) = base.worker_pids()
             results = {}

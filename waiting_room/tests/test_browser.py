@@ -6,7 +6,6 @@ A second shopper with JavaScript off rides the page's own meta refresh to the bu
 `SAVE_SCREENSHOTS=1` writes docs/screenshots/waiting-room.png.
 """
 
-import os
 from datetime import timedelta
 
 import httpx
@@ -17,34 +16,12 @@ from django.utils import timezone
 
 from orders.models import Order
 from products.services import create_product
-from tests.browser import (
-    DESKTOP,
-    PHONE,
-    SCREENSHOTS,
-    chromium,
-    require_chromium,
-    screenshot,
-)
+from tests.browser import DESKTOP, PASSWORD, PHONE, chromium, screenshot
 from tests.faults import token_for
-from tests.servers import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "browser-pass-2026"
 WAIT_MS = 45_000  # upper bound for an admission due within ~20 s; never a sleep
-
-
-@pytest.fixture
-def live(monkeypatch):
-    require_chromium()
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with running_app(workers=2) as base:
-        yield base
-
-
-@pytest.fixture
-def shots(tmp_path):
-    return SCREENSHOTS if os.environ.get("SAVE_SCREENSHOTS") == "1" else tmp_path
 
 
 def shopper(username):

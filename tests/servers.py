@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -214,3 +216,40 @@ def manage(*args: str, env: dict | None = None, check: bool = True) -> subproces
     }
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=child_env,
                           capture_output=True, text=True, check=check, timeout=120)
+
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+@contextlib.contextmanager
+def nginx_serving(make_config, *, prefix: str = "fs-nginx-"):
+    """Debian's nginx on a free loopback port, configured by `make_config(folder, port)`; yields its URL.
+
+    Skips without nginx, except under CI=true, where it fails (CI installs it).
+    """
+    if not NGINX.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nginx is required in CI: apt-get install nginx")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    (folder / "nginx.conf").write_text(make_config(folder, port))
+    process = subprocess.Popen([str(NGINX), "-c", str(folder / "nginx.conf"), "-p", str(folder),
+                                "-g", "daemon off;"], stderr=subprocess.PIPE, start_new_session=True)
+    front = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _health_ok(front) or process.poll() is not None, what="nginx")
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {process.stderr.read().decode()}")
+        yield front
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _health_ok(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/api/health/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

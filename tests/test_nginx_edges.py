@@ -8,21 +8,15 @@ app whole.
 """
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from contextlib import contextmanager
-from pathlib import Path
 
-import httpx
 import pytest
 
 from orders.models import Order
 from products.models import Product
 from tests.faults import token_for
-from tests.servers import ROOT, free_port, running_app, wait_until
+from tests.servers import ROOT, nginx_serving, running_app
 from tests.test_http_edges import (
     Conn,
     _chunked,
@@ -31,7 +25,6 @@ from tests.test_http_edges import (
     read_and_buy_while_stalled,
 )
 
-NGINX = Path("/usr/sbin/nginx")
 pytestmark = [pytest.mark.slow]
 
 HTTP_BLOCK = """
@@ -65,33 +58,13 @@ def shipped_config(upstream: str, port: int, *, client_timeout: str) -> str:
 
 @contextmanager
 def shipped_nginx_in_front_of(base: str, *, client_timeout: str = "2s"):
-    if not NGINX.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("nginx is required in CI: apt-get install nginx")
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    folder = Path(tempfile.mkdtemp(prefix="fs-nginx-edges-"))
-    port = free_port()
-    config = shipped_config(base.removeprefix("http://"), port, client_timeout=client_timeout)
-    (folder / "nginx.conf").write_text(config.replace("{dir}", str(folder)))
-    process = subprocess.Popen([str(NGINX), "-c", str(folder / "nginx.conf"), "-p", str(folder),
-                                "-g", "daemon off;"], stderr=subprocess.PIPE, start_new_session=True)
-    front = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(front) or process.poll() is not None, what="nginx")
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode()}")
+    config = shipped_config(base.removeprefix("http://"), 0, client_timeout=client_timeout)
+
+    def make_config(folder, port):
+        return config.replace("listen 127.0.0.1:0;", f"listen 127.0.0.1:{port};").replace("{dir}", str(folder))
+
+    with nginx_serving(make_config, prefix="fs-nginx-edges-") as front:
         yield front
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _answers(front: str) -> bool:
-    try:
-        return httpx.get(f"{front}/api/health/", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,8 @@ limit keys on the client address nginx saw, which a spoofed X-Forwarded-For cann
 Loopback has a whole /8, so clients bind to 127.0.x.y to be different addresses.
 """
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +15,8 @@ import pytest
 from tests.concurrency import run_at_once
 from tests.faults import buy, token_for
 from tests.invariants import assert_stock_reconciles
-from tests.servers import free_port, running_app, scratch_redis, wait_until
+from tests.servers import nginx_serving, running_app, scratch_redis
 
-NGINX = Path("/usr/sbin/nginx")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 NGINX_CONF = """
@@ -61,33 +55,9 @@ http {{
 
 @contextmanager
 def nginx_in_front_of(*bases: str):
-    if not NGINX.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("nginx is required in CI: apt-get install nginx")
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    folder = Path(tempfile.mkdtemp(prefix="fs-nginx-"))
-    port = free_port()
     servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, servers=servers, port=port))
-    process = subprocess.Popen([str(NGINX), "-c", str(folder / "nginx.conf"), "-p", str(folder),
-                                "-g", "daemon off;"], stderr=subprocess.PIPE, start_new_session=True)
-    front = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(front) or process.poll() is not None, what="nginx")
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode()}")
+    with nginx_serving(lambda folder, port: NGINX_CONF.format(dir=folder, servers=servers, port=port)) as front:
         yield front
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/api/health/", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _buy(front, source, token, product_id, headers=None) -> tuple[int, str | None]:

@@ -219,11 +219,28 @@ def manage(*args: str, env: dict | None = None, check: bool = True) -> subproces
 
 
 NGINX = Path("/usr/sbin/nginx")
+# A scratch nginx of the tests' own: its files in a folder of its own, `body` its http block's servers.
+_SCRATCH_NGINX = """
+worker_processes 1;
+user root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{body}
+}}
+"""
 
 
 @contextlib.contextmanager
-def nginx_serving(make_config, *, prefix: str = "fs-nginx-"):
-    """Debian's nginx on a free loopback port, configured by `make_config(folder, port)`; yields its URL.
+def nginx_serving(http_body, *, prefix: str = "fs-nginx-"):
+    """Debian's nginx on a free loopback port, its http block's servers from `http_body(port)`; yields its URL.
 
     Skips without nginx, except under CI=true, where it fails (CI installs it).
     """
@@ -233,7 +250,7 @@ def nginx_serving(make_config, *, prefix: str = "fs-nginx-"):
         pytest.skip("nginx is not installed (apt-get install nginx)")
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     port = free_port()
-    (folder / "nginx.conf").write_text(make_config(folder, port))
+    (folder / "nginx.conf").write_text(_SCRATCH_NGINX.format(dir=folder, body=http_body(port)))
     process = subprocess.Popen([str(NGINX), "-c", str(folder / "nginx.conf"), "-p", str(folder),
                                 "-g", "daemon off;"], stderr=subprocess.PIPE, start_new_session=True)
     front = f"http://127.0.0.1:{port}"

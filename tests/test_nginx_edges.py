@@ -27,23 +27,6 @@ from tests.test_http_edges import (
 
 pytestmark = [pytest.mark.slow]
 
-HTTP_BLOCK = """
-worker_processes 1;
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-{shipped}
-}}
-"""
-
 
 def shipped_config(upstream: str, port: int, *, client_timeout: str) -> str:
     text = (ROOT / "deploy" / "nginx" / "flashsale.conf").read_text()
@@ -53,17 +36,17 @@ def shipped_config(upstream: str, port: int, *, client_timeout: str) -> str:
     for name in ("client_header_timeout", "client_body_timeout"):
         text, count = re.subn(rf"{name} \S+;", f"{name} {client_timeout};", text)
         assert count == 1, name
-    return HTTP_BLOCK.format(dir="{dir}", shipped=text)
+    return text
 
 
 @contextmanager
 def shipped_nginx_in_front_of(base: str, *, client_timeout: str = "2s"):
-    config = shipped_config(base.removeprefix("http://"), 0, client_timeout=client_timeout)
+    upstream = base.removeprefix("http://")
 
-    def make_config(folder, port):
-        return config.replace("listen 127.0.0.1:0;", f"listen 127.0.0.1:{port};").replace("{dir}", str(folder))
+    def http_body(port):
+        return shipped_config(upstream, port, client_timeout=client_timeout)
 
-    with nginx_serving(make_config, prefix="fs-nginx-edges-") as front:
+    with nginx_serving(http_body, prefix="fs-nginx-edges-") as front:
         yield front
 
 

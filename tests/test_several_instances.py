@@ -19,19 +19,7 @@ from tests.servers import nginx_serving, running_app, scratch_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-NGINX_CONF = """
-worker_processes 1;
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+NGINX_SERVERS = """
     upstream flashsale {{
 {servers}
         keepalive 16;
@@ -49,14 +37,13 @@ http {{
             proxy_set_header X-Request-ID $request_id;
         }}
     }}
-}}
 """
 
 
 @contextmanager
 def nginx_in_front_of(*bases: str):
     servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
-    with nginx_serving(lambda folder, port: NGINX_CONF.format(dir=folder, servers=servers, port=port)) as front:
+    with nginx_serving(lambda port: NGINX_SERVERS.format(servers=servers, port=port)) as front:
         yield front
 
 

@@ -52,18 +52,25 @@ class CachedTokenAuthentication(TokenAuthentication):
     """DRF's token authentication (same answers, same `WWW-Authenticate`), cached in Redis."""
 
     def authenticate_credentials(self, key):
-        seconds = settings.TOKEN_CACHE_SECONDS
-        if seconds <= 0:
-            return super().authenticate_credentials(key)
-        cached = cache.get(token_cache_key(key), _MISSING)
-        if cached is _MISSING or cached == GONE:
+        user = cached_token_user(key)
+        if user is None:
             user, token = super().authenticate_credentials(key)  # raises for unknown or inactive
             remember_token(token)
             return user, token
-        user = _deferred_user(cached)
         if not user.is_active:  # only reachable if an entry outlived a missed invalidation
             raise AuthenticationFailed("User inactive or deleted.")
         return user, Token(key=key, user=user)
+
+
+def cached_token_user(key: str):
+    """The shopper the cache holds for a token key, or None: not cached (or marked gone, or
+    the cache is off or down), so only the database can answer. The caller checks `is_active`."""
+    if settings.TOKEN_CACHE_SECONDS <= 0:
+        return None
+    cached = cache.get(token_cache_key(key), _MISSING)
+    if cached is _MISSING or cached == GONE:
+        return None
+    return _deferred_user(cached)
 
 
 def _deferred_user(columns: dict):

@@ -28,6 +28,11 @@ def request_id_for(incoming: str) -> str:
     return incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
 
 
+def use_request_id(request_id: str) -> None:
+    """For the WSGI layers that answer before Django: log lines carry the id until request_finished."""
+    _current.set(request_id)
+
+
 def request_id_middleware(get_response):
     def middleware(request):
         request_id = request_id_for(request.headers.get(HEADER, ""))

@@ -23,8 +23,8 @@ import re
 import time
 
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 
+from flashsale.hosts import allowed_host
 from flashsale.request_id import HEADER, request_id_for
 
 STOCK_PATH = re.compile(r"/api/products/[0-9]{1,19}/stock/")
@@ -47,7 +47,7 @@ class StockReadReplay:
         path = environ.get("PATH_INFO", "")
         fresh_for = settings.STOCK_READ_CACHE_MS / 1000
         if (environ.get("REQUEST_METHOD") != "GET" or fresh_for <= 0 or not settings.STOCK_READ_REPLAY
-                or not STOCK_PATH.fullmatch(path) or not _allowed_host(environ)):
+                or not STOCK_PATH.fullmatch(path) or not allowed_host(environ)):
             return self.application(environ, start_response)
         now = self.clock()
         kept = self._answers.get(path)
@@ -83,12 +83,3 @@ def _replay(kept, environ, start_response):
     _read_at, status, headers, body = kept
     start_response(status, [*headers, (HEADER, request_id_for(environ.get("HTTP_X_REQUEST_ID", "")))])
     return [body]
-
-
-def _allowed_host(environ) -> bool:
-    """Django's ALLOWED_HOSTS check; a refused Host goes to Django for its own 400."""
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
-        host = environ["HTTP_X_FORWARDED_HOST"]
-    domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)

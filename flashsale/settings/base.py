@@ -231,6 +231,8 @@ LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
 STOCK_READ_CACHE_MS = min(env_int("STOCK_READ_CACHE_MS", 500), 500)
 # Known stock answers replayed before Django (products.stock_reads); off only to measure it.
 STOCK_READ_REPLAY = env_bool("STOCK_READ_REPLAY", True)
+# Plain token purchases answered before Django's request cycle (orders/fast_path.py); off only to measure it.
+PURCHASE_FAST_PATH = env_bool("PURCHASE_FAST_PATH", True)
 # How long a token's shopper may be answered from the shared cache without a query
 # (flashsale.authentication); deleting the token or deactivating the user drops it at once.
 TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 300)

@@ -38,7 +38,12 @@ steps = st.lists(
 @settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(stock=st.integers(0, 8), max_per_user=st.one_of(st.none(), st.integers(1, 5)), steps=steps)
-def test_any_sequence_of_purchases_cancels_and_restocks_keeps_the_guarantees(stock, max_per_user, steps):
+def test_any_sequence_of_purchases_cancels_and_restocks_keeps_the_guarantees(stock, max_per_user, steps,
+                                                                             django_capture_on_commit_callbacks):
+    _run(stock, max_per_user, steps, django_capture_on_commit_callbacks)
+
+
+def _run(stock, max_per_user, steps, on_commit):
     stamp = timezone.now().strftime("%H%M%S%f")
     users = [get_user_model().objects.create_user(f"prop-{stamp}-{i}") for i in range(SHOPPERS)]
     product = create_product(name=f"Prop {stamp}", price=Decimal("3.00"), stock=stock, max_per_user=max_per_user,
@@ -46,30 +51,33 @@ def test_any_sequence_of_purchases_cancels_and_restocks_keeps_the_guarantees(sto
     model_stock, held, orders = stock, [0] * SHOPPERS, []
 
     for action, who, amount in steps:
-        if action == "buy":
-            expected = _expected_refusal(model_stock, held[who], amount, max_per_user)
-            try:
-                order = purchase(user=users[who], product_id=product.pk, quantity=amount).order
-            except DomainError as exc:
-                assert type(exc) is expected, (exc, expected)
-                continue
-            assert expected is None
-            model_stock -= amount
-            held[who] += amount
-            orders.append((order, who))
-            assert order.remaining_stock == model_stock
-        elif action == "cancel" and orders:
-            order, owner = orders[who % len(orders)]
-            try:
-                cancel_order(order=order)
-            except AlreadyCancelled:
-                assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
-                continue
-            model_stock += order.quantity
-            held[owner] -= order.quantity
-        elif action == "restock":
-            restock(product=product, quantity=amount)
-            model_stock += amount
+        # Each step's on-commit work (the sold-out mark set or cleared) runs as its commit
+        # would: without it a mark one step's pre-check set outlived the next step's restock.
+        with on_commit(execute=True):
+            if action == "buy":
+                expected = _expected_refusal(model_stock, held[who], amount, max_per_user)
+                try:
+                    order = purchase(user=users[who], product_id=product.pk, quantity=amount).order
+                except DomainError as exc:
+                    assert type(exc) is expected, (exc, expected)
+                    continue
+                assert expected is None
+                model_stock -= amount
+                held[who] += amount
+                orders.append((order, who))
+                assert order.remaining_stock == model_stock
+            elif action == "cancel" and orders:
+                order, owner = orders[who % len(orders)]
+                try:
+                    cancel_order(order=order)
+                except AlreadyCancelled:
+                    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+                    continue
+                model_stock += order.quantity
+                held[owner] -= order.quantity
+            elif action == "restock":
+                restock(product=product, quantity=amount)
+                model_stock += amount
 
         product.refresh_from_db()
         assert product.stock == model_stock

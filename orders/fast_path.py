@@ -1,0 +1,190 @@
+"""`POST /api/orders/` answered before Django's request cycle, when it is the plain case.
+
+A flash sale is thousands of the same request: a token, `{"product_id": N}`, perhaps an
+Idempotency-Key. Through Django each one paid ~4 ms of app CPU on this machine class
+before the service was even asked (the request object, nine middleware, the URL
+resolver, DRF's negotiation, authenticators, parser and serializer), while a known stock
+read costs ~0.7 ms in all. This WSGI layer answers exactly those plain requests itself,
+with the pieces the DRF view (`orders.api.OrderListCreateApi.post`) uses, in its order:
+
+    token (from the shared cache) -> rate limits -> input -> services.purchase()
+    -> order_answer() or the error handler's body (flashsale.api_errors.describe)
+
+rendered by DRF's JSONRenderer into Django's own HttpResponse, which Django's own
+SecurityMiddleware and XFrameOptionsMiddleware then dress, so the status, body and
+headers are those the DRF view gives (orders/tests/test_fast_path.py compares them case
+by case). The purchase itself is the one service every face uses; nothing here decides
+anything about a sale.
+
+Everything else is handed to Django unchanged, before any side effect (no limit counted,
+nothing read), so Django's answer is the same as it would have been:
+
+- another path or method, a query string, a disallowed Host, an `Accept` that is not
+  plain JSON, a body that is not `application/json`;
+- no `Authorization: Token <key>`, or a key the cache does not hold (unknown, just
+  deleted, not yet cached, cache down) or holds for an inactive user;
+- a body that is not exactly a JSON object of `product_id` and optionally `quantity`,
+  both whole numbers in range (every refusal of input is Django's);
+- a request Django's SecurityMiddleware would redirect to HTTPS;
+- any MIDDLEWARE list other than the one this was written against (see KNOWN_MIDDLEWARE):
+  a new middleware might change the answer, so the fast path switches itself off until
+  someone has looked.
+
+On unless PURCHASE_FAST_PATH=0 (for measuring it, and for the comparison tests).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from rest_framework.exceptions import ParseError
+from rest_framework.renderers import JSONRenderer
+
+from flashsale import metrics
+from flashsale.api_errors import describe, error_body
+from flashsale.authentication import cached_token_user
+from flashsale.error_codes import ErrorCode
+from flashsale.hosts import allowed_host
+from flashsale.parsers import parse_json_body
+from flashsale.ratelimits import enforce_purchase_limits
+from flashsale.request_id import HEADER, request_id_for, use_request_id
+from flashsale.serializers import MAX_ID
+from orders import services
+from orders.api import order_answer
+from orders.models import MAX_QUANTITY
+
+PATH = "/api/orders/"
+# The middleware whose effect on this endpoint's answer is reproduced here (the request id,
+# the security headers, X-Frame-Options) or is nil for a token request without a body
+# problem (whitenoise, sessions, the trailing-slash rule, CSRF, auth, messages).
+KNOWN_MIDDLEWARE = (
+    "flashsale.request_id.request_id_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "flashsale.trailing_slash.CommonMiddlewareWithoutApiRedirects",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
+PLAIN_ACCEPT = {"", "*/*", "application/json"}
+FIELDS = {"product_id", "quantity"}
+# DRF's `Allow` for the view (OrderListCreateApi: get and post, plus HEAD and OPTIONS).
+ALLOW = "GET, POST, HEAD, OPTIONS"
+SERVER_ERROR_DETAIL = "Something went wrong on our side."
+
+logger = logging.getLogger("django.request")
+_renderer = JSONRenderer()
+
+
+def _nothing(request):  # the middleware below only check requests and dress answers; never called onward
+    raise AssertionError("unreachable")
+
+
+class PurchaseFastPath:
+    """WSGI middleware around the Django application (see flashsale/wsgi.py)."""
+
+    def __init__(self, application):
+        self.application = application
+        # Django's own, reading the settings as Django's handler does when it loads them.
+        self.security = SecurityMiddleware(_nothing)
+        self.frame_options = XFrameOptionsMiddleware(_nothing)
+        self.enabled = settings.PURCHASE_FAST_PATH and tuple(settings.MIDDLEWARE) == KNOWN_MIDDLEWARE
+        if settings.PURCHASE_FAST_PATH and not self.enabled:
+            logger.warning("purchase fast path off: MIDDLEWARE differs from orders.fast_path.KNOWN_MIDDLEWARE")
+
+    def __call__(self, environ, start_response):
+        if not self.enabled or environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.application(environ, start_response)
+        plain = _plain_purchase(environ)
+        if plain is None:
+            return self.application(environ, start_response)
+        request, user, product_id, quantity = plain
+        if self.security.process_request(request) is not None:  # an HTTPS redirect: Django's answer
+            return self.application(environ, start_response)
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
+        use_request_id(request_id)
+        response = _answer(request, user, product_id, quantity)
+        response[HEADER] = request_id
+        self.security.process_response(request, response)
+        self.frame_options.process_response(request, response)
+        response._handler_class = WSGIHandler  # its close() sends request_finished, as Django's do
+        start_response(f"{response.status_code} {response.reason_phrase}",
+                       [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())])
+        return response
+
+
+def _plain_purchase(environ):
+    """(request, user, product_id, quantity) for a request answered here, else None (Django's)."""
+    if environ.get("QUERY_STRING") or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
+        return None
+    media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
+    if media_type.strip().lower() != "application/json" or parameters.strip().lower() not in ("", "charset=utf-8"):
+        return None
+    scheme, _, key = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "token" or not key or " " in key or not key.isascii() or not allowed_host(environ):
+        return None
+    data = _body(environ)
+    if data is None:
+        return None
+    product_id, quantity = data.get("product_id"), data.get("quantity", 1)
+    if not (_whole(product_id, MAX_ID) and _whole(quantity, MAX_QUANTITY)):
+        return None
+    user = cached_token_user(key)
+    if user is None or not user.is_active:
+        return None
+    return WSGIRequest(environ), user, product_id, quantity
+
+
+def _body(environ) -> dict | None:
+    stream = environ.get("wsgi.input")
+    if not isinstance(stream, io.BytesIO):  # RequestBodyGate has read every body it let through
+        return None
+    raw = stream.getvalue()
+    try:
+        data = parse_json_body(raw)
+    except ParseError:
+        return None
+    return data if isinstance(data, dict) and data.keys() <= FIELDS and "product_id" in data else None
+
+
+def _whole(value, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
+
+
+def _answer(request, user, product_id: int, quantity: int) -> HttpResponse:
+    with metrics.purchase_request() as record:
+        try:
+            request.user = user
+            enforce_purchase_limits(request)
+            result = services.purchase(
+                user=user, product_id=product_id, quantity=quantity,
+                idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
+                admission_pass=request.META.get("HTTP_ADMISSION_PASS"),
+            )
+        except Exception as failure:
+            status, body, headers = describe(failure)
+            if status is None:
+                logger.error("Internal Server Error: %s", PATH, exc_info=True, extra={"status_code": 500})
+                status, body, headers = 500, error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), {}
+            return record("response", _json(status, body, headers))
+        return record("response", _json(201, order_answer(result.order)))
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(_renderer.render(body), status=status, content_type="application/json")
+    response.data = body  # what metrics.purchase_outcome reads, as on DRF's Response
+    response["Allow"] = ALLOW
+    response["Content-Length"] = str(len(response.content))  # as CommonMiddleware adds it
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response

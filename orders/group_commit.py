@@ -43,6 +43,10 @@ class Buyer:
     quantity: int
     key: str | None = None
     request_hash: str = ""
+    # Set when the pre-check went by an on-sale note (products.sold_out) saying "no waiting
+    # room", which may be up to the note's life old: the group re-checks admission on the locked row.
+    admission_pass: str | None = None
+    recheck_admission: bool = False
     result: object = None
     error: BaseException | None = None
     answered: bool = False

@@ -21,6 +21,14 @@ database. Rules it keeps:
   process-wide generation, and a mark whose facts were read under an older one is
   dropped (any product's clear drops it: rare, and it only costs one more read).
 
+The same dict keeps, under the same rules of life and clearing, the facts of a product a
+pre-check recently read *on sale* (stock left, no limit): its **on-sale note**. The note lets
+the next buyers skip the unlocked read too, but it never answers anything about stock: a
+buyer it lets through goes to the row lock, where the group's checks (window, limit, stock,
+and the waiting room again if it was switched on meanwhile) decide from the locked row. It
+only carries what the pre-check must ask before the lock (is there a waiting room?) and the
+window, checked against the clock as the mark's is. A note never replaces a fresh mark.
+
 Redis is not used: a per-process dict is a memory read, and Redis down cannot change
 any answer here.
 """
@@ -45,14 +53,25 @@ def generation() -> int:
 
 def mark_sold_out(product_id: int, facts: dict, *, seen_generation: int) -> None:
     """Remember `facts` (a purchase snapshot with stock 0) unless a clear came in between."""
-    if facts["stock"] > 0 or facts["max_per_user"] is not None:
+    if facts["stock"] <= 0:
+        remember(product_id, facts, seen_generation=seen_generation)
+
+
+def remember(product_id: int, facts: dict, *, seen_generation: int) -> None:
+    """What a pre-check read: a mark if the stock was 0, else an on-sale note (unlimited products only)."""
+    if facts["max_per_user"] is not None:
         return
+    now = time.monotonic()
     with _guard:
         if _generation != seen_generation:
             return
+        if facts["stock"] > 0:
+            known = _marks.get(product_id)
+            if known is not None and known[1]["stock"] <= 0 and now < known[0]:
+                return  # the commit that sold the last unit marked it since this was read
         if len(_marks) >= _MAX_MARKS:
             _marks.clear()
-        _marks[product_id] = (time.monotonic() + MARK_SECONDS, facts)
+        _marks[product_id] = (now + MARK_SECONDS, facts)
 
 
 def mark_sold_out_on_commit(product_id: int, facts: dict) -> None:
@@ -63,6 +82,17 @@ def mark_sold_out_on_commit(product_id: int, facts: dict) -> None:
 
 def sold_out_facts(product_id: int) -> dict | None:
     """The remembered pre-check facts of a sold-out product, or None (ask the database)."""
+    facts = _fresh(product_id)
+    return facts if facts is not None and facts["stock"] <= 0 else None
+
+
+def on_sale_facts(product_id: int) -> dict | None:
+    """The on-sale note: facts of a product read with stock left, or None. Never proof of stock."""
+    facts = _fresh(product_id)
+    return facts if facts is not None and facts["stock"] > 0 else None
+
+
+def _fresh(product_id: int) -> dict | None:
     found = _marks.get(product_id)
     if found is None:
         return None

@@ -152,3 +152,71 @@ def test_other_processes_learn_of_a_restock_within_the_marks_life(make_product, 
     product.refresh_from_db()
     assert product.stock == 0
     assert_stock_reconciles(product.pk)
+
+
+# The on-sale note: a product read on sale lets the next buyers skip the unlocked read.
+
+
+def _snapshot_reads(queries) -> int:
+    return sum("CASE WHEN p.max_per_user IS NULL" in query["sql"] for query in queries.captured_queries)
+
+
+def test_a_product_read_on_sale_spares_the_next_buyers_the_read(make_product, make_user):
+    product = make_product(stock=5)
+    with CaptureQueriesContext(connection) as first:
+        purchase(user=make_user(), product_id=product.pk)
+    with CaptureQueriesContext(connection) as second:
+        assert purchase(user=make_user(), product_id=product.pk).order.remaining_stock == 3
+    assert (_snapshot_reads(first), _snapshot_reads(second)) == (1, 0)
+    assert sold_out.on_sale_facts(product.pk)["stock"] == 5  # the read's figure; the lock decides
+
+
+def test_a_note_never_sells_what_is_gone(make_product, make_user):
+    """Another process sold the last unit: the note's buyers are refused under the lock, nothing oversold."""
+    product = make_product(stock=1)
+    purchase(user=make_user(), product_id=product.pk)
+    facts = {**purchase_snapshot(product_id=product.pk, user_id=0), "stock": 1}
+    sold_out.clear_sold_out(product.pk)
+    sold_out.remember(product.pk, facts, seen_generation=sold_out.generation())  # as if it had not heard
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)
+    assert_stock_reconciles(product.pk)
+
+
+def test_a_note_keeps_the_window_without_a_query(make_product, make_user):
+    product = make_product(stock=5, starts_in=timedelta(minutes=5))
+    with pytest.raises(SaleNotStarted):
+        purchase(user=make_user(), product_id=product.pk)  # the read leaves a note
+    assert sold_out.on_sale_facts(product.pk) is not None
+    _refused_without_a_query(make_user(), product.pk, SaleNotStarted)
+
+
+def test_a_note_never_hides_a_mark_set_since(make_product):
+    product = make_product(stock=0)
+    seen = sold_out.generation()
+    facts = {**purchase_snapshot(product_id=product.pk, user_id=0), "stock": 1}  # read before the last sale
+    sold_out.mark_sold_out(product.pk, {**facts, "stock": 0}, seen_generation=seen)
+    sold_out.remember(product.pk, facts, seen_generation=seen)
+    assert sold_out.sold_out_facts(product.pk) is not None and sold_out.on_sale_facts(product.pk) is None
+
+
+def test_a_product_with_a_limit_gets_no_note(make_product, make_user):
+    product = make_product(stock=5, max_per_user=2)
+    purchase(user=make_user(), product_id=product.pk)
+    assert sold_out.on_sale_facts(product.pk) is None
+
+
+def test_a_waiting_room_switched_on_behind_a_note_is_checked_under_the_lock(make_product, make_user):
+    from products.models import Product
+    from waiting_room import passes
+    from waiting_room.errors import AdmissionRequired
+
+    product = make_product(stock=5)
+    purchase(user=make_user(), product_id=product.pk)  # leaves a note: no waiting room
+    Product.objects.filter(pk=product.pk).update(waiting_room=True)  # an edit another process made
+    with pytest.raises(AdmissionRequired):
+        purchase(user=make_user(), product_id=product.pk)
+    admitted = make_user()
+    pass_ = passes.issue_pass(shopper_id=admitted.pk, product_id=product.pk,
+                              expires_ms=passes.to_ms(timezone.now()) + 60_000)
+    assert purchase(user=admitted, product_id=product.pk, admission_pass=pass_).order.remaining_stock == 3

@@ -333,3 +333,17 @@ def test_a_purchase_made_here_is_the_services_order(apps, twins, no_rate_limits)
     purchase(user=user, product_id=product.pk, quantity=1)  # the same service, from any face
     product.refresh_from_db()
     assert product.stock == 0
+
+
+def test_the_served_application_has_the_fast_path_on():
+    """gunicorn serves flashsale.wsgi.application: the fast path must be in it, and enabled."""
+    from flashsale.wsgi import application
+
+    layers = []
+    layer = application
+    while layer is not None:
+        layers.append(type(layer).__name__)
+        if isinstance(layer, PurchaseFastPath):
+            assert layer.enabled
+        layer = getattr(layer, "application", None) or getattr(layer, "app", None)
+    assert layers[:3] == ["StockReadReplay", "RequestBodyGate", "PurchaseFastPath"]

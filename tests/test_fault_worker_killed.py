@@ -123,7 +123,9 @@ def test_a_worker_killed_mid_group_leaves_no_half_applied_group(make_user, make_
     bulk INSERT on the marked purchase; then the worker is SIGKILLed.
     """
     table = Order._meta.db_table
-    product = make_product(stock=10)
+    # A per-shopper limit (never reached) so each buyer runs the pre-check's read: an unlimited
+    # product's on-sale note would let the later ones skip it, and it is how they are seen lining up.
+    product = make_product(stock=10, max_per_user=MARKED_QUANTITY)
     tokens = [token_for(make_user()) for _ in range(5)]
     quantities = [MARKED_QUANTITY, 1, 1, 1, 1]
     _install_pause(table)

@@ -236,6 +236,8 @@ PURCHASE_FAST_PATH = env_bool("PURCHASE_FAST_PATH", True)
 # How long a token's shopper may be answered from the shared cache without a query
 # (flashsale.authentication); deleting the token or deactivating the user drops it at once.
 TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 300)
+# Each process also keeps the entries it read while it hears every invalidation (flashsale.local_tokens).
+TOKEN_LOCAL_COPY = env_bool("TOKEN_LOCAL_COPY", True)
 # Reverse proxies in front of the app; 0 = trust the socket address, ignore X-Forwarded-For.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 

@@ -1,12 +1,15 @@
 """Token authentication from the shared cache: no query per request, and never a stale yes."""
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
+from flashsale import local_tokens
 from flashsale.authentication import GONE, CachedTokenAuthentication, remember_token, token_cache_key
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +127,53 @@ def test_a_token_handed_out_is_cached_for_the_first_purchase(make_user, client):
     with CaptureQueriesContext(connection) as queries:
         authenticate(key)
     assert len(queries) == 0
+
+
+# The process's own copy (flashsale.local_tokens): trusted only while every invalidation is heard.
+
+
+def _raw_redis():
+    return cache.client.get_client(write=True)
+
+
+def _read_from_redis_once(token):
+    authenticate(token.key)  # the database answers and fills Redis
+    authenticate(token.key)  # Redis answers, and this process keeps the entry
+
+
+def test_a_token_read_once_is_answered_in_process(token, shopper):
+    _read_from_redis_once(token)
+    _raw_redis().delete(cache.make_key(token_cache_key(token.key)))  # no invalidation: only a cold Redis
+    with CaptureQueriesContext(connection) as queries:
+        user, _ = authenticate(token.key)
+    assert user.pk == shopper.pk and len(queries) == 0
+
+
+def test_an_invalidation_published_by_another_process_is_applied_before_the_next_lookup(token):
+    _read_from_redis_once(token)
+    key = cache.make_key(token_cache_key(token.key))
+    other = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])  # another process's connection
+    other.set(key, b"")  # what its forget_tokens does first: mark it gone (here: any non-entry)
+    other.delete(key)
+    other.publish(local_tokens.channel(), token_cache_key(token.key))
+    other.close()
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(token.key)  # not the local copy: Redis has nothing, so the database answers
+    assert len(queries) == 1
+
+
+def test_a_lost_subscription_drops_every_local_entry(token):
+    _read_from_redis_once(token)
+    _raw_redis().delete(cache.make_key(token_cache_key(token.key)))
+    _raw_redis().execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # what a Redis restart does to it
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(token.key)
+    assert len(queries) == 1  # invalidations may have been missed: nothing local was trusted
+
+
+def test_an_entry_read_while_an_invalidation_landed_is_not_kept(token):
+    seen = local_tokens.tokens.generation()
+    local_tokens.tokens.forget([token_cache_key(token.key)])  # applied while the read was in flight
+    local_tokens.tokens.keep(token_cache_key(token.key), {"id": 1}, seen_generation=seen)
+    assert local_tokens.tokens.get(token_cache_key(token.key)) is None
+

@@ -1,6 +1,6 @@
 """gunicorn settings for `make run`, the tests' servers, the benchmarks and the container.
 
-gevent workers, cores + 1 of them (3 on the 2-core machine), 1000 connections each,
+gevent workers, one per core (at least 2; 2 on the 2-core machine), 1000 connections each,
 keep-alive 5 s, each worker sharing a psycopg pool of at most 4 connections
 (flashsale.postgres: a request waits out a burst for one, not an outage). Environment:
 WEB_CONCURRENCY, GUNICORN_WORKER_CLASS (default: flashsale.gunicorn_worker.ShopGeventWorker,
@@ -47,8 +47,14 @@ rates were 10x below the issue's and moved 30-50% between repeats; CPU per answe
   burst then answered 93 x 503 busy (lock waits past 3 s on the saturated machine). 4 per
   worker keeps the row's queue near sync's 5 and the rest of a burst waits for a
   connection in the worker; with group commit a worker needs few connections anyway.
-- Workers: cores + 1. gevent overlaps a worker's waits itself, so 2 x cores + 1 only adds
-  processes competing for the same cores (and connections to PostgreSQL).
+- Workers: one per core, at least 2. gevent overlaps a worker's waits itself, so
+  2 x cores + 1 only adds processes competing for the same cores (and connections to
+  PostgreSQL). cores + 1 was the default until the purchase fast path and the local token
+  copy made requests cheap; then, side by side on the quiet 2-core machine (3 runs each,
+  3 workers against 2): purchases at 16 clients 363-459 / 349-499 per s, at 64 clients
+  508-575 / 531-641, sold-out answers 649-795 / 845-886, stock reads 1,091-1,627 /
+  1,686-2,120, the 2000/100 burst 4.1-4.8 / 3.5-4.5 s; app CPU per answer lower with 2
+  in every row. Fewer processes also means fewer group leaders taking turns on a hot row.
 - gunicorn's pure-Python HTTP parser is a third of a gevent worker's time on a replayed
   stock read (py-spy); its C parser (gunicorn_h1c) ships only as a source package here,
   so a fresh machine would need a compiler: not taken.
@@ -63,7 +69,7 @@ bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # bounds the request line and headers (flashsale.gunicorn_worker), REQUEST_BODY_TIMEOUT
 # (default 10) an announced body (flashsale.request_body); both are read from the env.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flashsale.gunicorn_worker.ShopGeventWorker")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # gthread only
 # gevent: sockets (keep-alive ones included) one worker holds at once; a slow client costs a
 # greenlet, not a worker.

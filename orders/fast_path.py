@@ -44,6 +44,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils.log import log_response
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import JSONRenderer
 
@@ -81,7 +82,7 @@ FIELDS = {"product_id", "quantity"}
 ALLOW = "GET, POST, HEAD, OPTIONS"
 SERVER_ERROR_DETAIL = "Something went wrong on our side."
 
-logger = logging.getLogger("django.request")
+logger = logging.getLogger(__name__)
 _renderer = JSONRenderer()
 
 
@@ -173,10 +174,14 @@ def _answer(request, user, product_id: int, quantity: int) -> HttpResponse:
             )
         except Exception as failure:
             status, body, headers = describe(failure)
-            if status is None:
-                logger.error("Internal Server Error: %s", PATH, exc_info=True, extra={"status_code": 500})
+            unexpected = status is None
+            if unexpected:
                 status, body, headers = 500, error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), {}
-            return record("response", _json(status, body, headers))
+            response = _json(status, body, headers)
+            # Django's own line for an answer >= 400 (settings' filters drop 409 and 429).
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request,
+                         exception=failure if unexpected else None)
+            return record("response", response)
         return record("response", _json(201, order_answer(result.order)))
 
 

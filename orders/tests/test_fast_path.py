@@ -347,3 +347,14 @@ def test_the_served_application_has_the_fast_path_on():
             assert layer.enabled
         layer = getattr(layer, "application", None) or getattr(layer, "app", None)
     assert layers[:3] == ["StockReadReplay", "RequestBodyGate", "PurchaseFastPath"]
+
+
+def test_a_refusal_is_logged_as_django_logs_it(apps, twins, no_rate_limits, caplog):
+    fast, django_only, _inner = apps
+    lines = []
+    for app, (_user, token, _product) in zip((fast, django_only), twins(), strict=True):
+        caplog.clear()
+        call(app, b'{"product_id": 999999999}', token=token)
+        lines.append([(r.name, r.levelname, r.getMessage(), getattr(r, "status_code", None))
+                      for r in caplog.records if r.name == "django.request"])
+    assert lines[0] == lines[1] == [("django.request", "WARNING", "Not Found: /api/orders/", 404)]

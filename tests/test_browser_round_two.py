@@ -108,8 +108,24 @@ def live_limited(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     # Hourly windows: django-ratelimit's windows are fixed, and a minute's could roll over
     # between the attempts a test counts on (seen: the third wrong login was not refused).
+    forget_server_rate_limits()  # counters a previous run left in a Redis that outlives it (CI's)
     with running_app(workers=1, env={"RATE_LIMIT_PURCHASE_USER": "1/h", "RATE_LIMIT_LOGIN_USER": "2/h"}) as base:
         yield base
+
+
+def forget_server_rate_limits():
+    """The servers' rate-limit counters (their key prefix, not the tests'), which the tests'
+    per-test cleanup does not reach; user ids repeat in a re-created test database."""
+    import redis
+
+    from tests.servers import redis_url
+
+    client = redis.Redis.from_url(redis_url())
+    try:
+        for key in client.scan_iter(match="flashsale:*:rl:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 def test_a_429_says_how_long_and_takes_the_focus_and_login_limits_never_show_two_errors(live_limited, shots):
@@ -144,9 +160,14 @@ def test_a_429_says_how_long_and_takes_the_focus_and_login_limits_never_show_two
             login.fill("#id_password", "wrong-guess")
             login.click("main button[type=submit]")
             expect(login.locator("main [role=alert]")).to_contain_text("correct username and password")
-        login.fill("#id_username", "Rosa")
-        login.fill("#id_password", "wrong-again")
-        login.click("main button[type=submit]")
+        # The limit (2 an hour per username, any case) refuses the next try. Its windows are
+        # fixed, so one extra try is allowed for a window that ended between two of them.
+        for _ in range(2):
+            login.fill("#id_username", "Rosa")
+            login.fill("#id_password", "wrong-again")
+            login.click("main button[type=submit]")
+            if login.locator("[data-rate-limited]").count():
+                break
         expect(login.locator("[data-rate-limited]")).to_contain_text(re.compile(r"Please wait \d+ second"))
         expect(login.locator("main")).not_to_contain_text("correct username and password")
         expect(login.locator("[data-rate-limited]")).to_be_focused()

@@ -43,6 +43,7 @@ _DRF_CODES = [
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
 UNAVAILABLE_DETAIL = "The service is temporarily unavailable. Please try again shortly."
+SERVER_ERROR_DETAIL = "Something went wrong on our side."
 
 
 def error_body(code: str, detail: str, errors: dict | None = None, details: dict | None = None) -> dict:

@@ -5,7 +5,13 @@ import sys
 from django.http import JsonResponse
 from django.views.defaults import page_not_found, server_error
 
-from flashsale.api_errors import DATABASE_DOWN, UNAVAILABLE_DETAIL, error_body, json_error_response
+from flashsale.api_errors import (
+    DATABASE_DOWN,
+    SERVER_ERROR_DETAIL,
+    UNAVAILABLE_DETAIL,
+    error_body,
+    json_error_response,
+)
 from flashsale.error_codes import ErrorCode
 
 
@@ -32,7 +38,7 @@ def server_failure(request):
         response["Retry-After"] = "2"
         return response
     if _is_api(request):
-        return JsonResponse(error_body(ErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
+        return JsonResponse(error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), status=500)
     return server_error(request)
 
 

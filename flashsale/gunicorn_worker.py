@@ -176,7 +176,9 @@ class ShopGeventWorker(GeventWorker):
             self._refuse(client, path, status, detail)
         else:
             self.log.exception("Error handling request %s", path)
-            self._refuse(client, path, "500 Internal Server Error", "Something went wrong on our side.",
+            from flashsale.api_errors import SERVER_ERROR_DETAIL
+
+            self._refuse(client, path, "500 Internal Server Error", SERVER_ERROR_DETAIL,
                          code="server_error")
 
     def _refuse(self, client, path: str, status: str, detail: str, *, code: str = "invalid") -> None:

@@ -49,7 +49,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.renderers import JSONRenderer
 
 from flashsale import metrics
-from flashsale.api_errors import describe, error_body
+from flashsale.api_errors import SERVER_ERROR_DETAIL, describe, error_body
 from flashsale.authentication import cached_token_user
 from flashsale.error_codes import ErrorCode
 from flashsale.hosts import allowed_host
@@ -80,7 +80,6 @@ PLAIN_ACCEPT = {"", "*/*", "application/json"}
 FIELDS = {"product_id", "quantity"}
 # DRF's `Allow` for the view (OrderListCreateApi: get and post, plus HEAD and OPTIONS).
 ALLOW = "GET, POST, HEAD, OPTIONS"
-SERVER_ERROR_DETAIL = "Something went wrong on our side."
 
 logger = logging.getLogger(__name__)
 _renderer = JSONRenderer()

@@ -19,9 +19,9 @@ Why gevent, first what it is for, then what was measured:
 
 Latest `make bench` on this configuration (2 workers, with group commit, the purchase fast
 path and the local token copy; fresh clone, 2-core machine, docs/benchmarks.md): purchases
-466 / 690 per s at 16 / 64 clients (0.70 / 1.83 of pgbench's single-purchase ceiling),
-sold-out answers 964/s, stock reads 2,443/s (1.65 x the bare Django view on gthread 3 x 4
-keep-alive), the 2000/100 burst with 500 in flight 3.7 s with 0 x 5xx. Round two (cores + 1
+499 / 702 per s at 16 / 64 clients (0.67 / 1.76 of pgbench's single-purchase ceiling),
+sold-out answers 915/s, stock reads 2,463/s (1.55 x the bare Django view on gthread 3 x 4
+keep-alive), the 2000/100 burst with 500 in flight 2.8 s with 0 x 5xx. Round two (cores + 1
 workers, before the fast path): 166 / 232 purchases per s (0.42 / 0.98), burst 7.0 s.
 
 Measured while choosing (`manage.py bench --steps` and `make bench`). The machine

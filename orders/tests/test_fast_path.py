@@ -111,7 +111,8 @@ def comparable(answer, *, names: dict):
         if data.get(field) == value:
             data[field] = f"<{field}>"
     if data.get("code") == "rate_limited":
-        data["detail"] = re.sub(r"[0-9]+", "<n>", data["detail"])
+        # The waits differ (see Retry-After), and so may the plural: "1 second" / "2 seconds".
+        data["detail"] = re.sub(r"[0-9]+ seconds?", "<n> seconds", data["detail"])
     for field in ("id", "created_at"):
         if field in data and status.startswith("201"):
             data[field] = f"<{field}>"

@@ -95,24 +95,21 @@ def _deferred_user(columns: dict):
 def remember_token(token: Token) -> None:
     """Cache the token's shopper; also called when a token is handed out (POST /api/auth/token/),
     so a shopper's first purchase after logging in costs no query either."""
-    if settings.TOKEN_CACHE_SECONDS > 0 and token.user.is_active:
-        cache.add(token_cache_key(token.key), {f: getattr(token.user, f) for f in CACHED_FIELDS},
-                  settings.TOKEN_CACHE_SECONDS)
+    if token.user.is_active:
+        remember_new_shoppers({token.key: {f: getattr(token.user, f) for f in CACHED_FIELDS}})
 
 
 def remember_new_shoppers(tokens: dict[str, dict]) -> None:
-    """Cache tokens handed out in bulk (`create_shoppers`), as `remember_token` does for one:
-    `{token key: cached columns}`, written where none is, in one pipelined round trip.
-    Redis down: nothing is cached and the first request of each pays DRF's query."""
+    """Cache tokens (`{token key: cached columns}`) where none is, in one round trip, and
+    announce them to every process's local copy (flashsale.local_tokens.announce): a
+    shopper's first request anywhere then costs no round trip. Used for one token by
+    `remember_token` and in bulk by `create_shoppers`. Redis down: nothing is cached, and
+    the first request of each pays DRF's query."""
     if settings.TOKEN_CACHE_SECONDS <= 0 or not tokens:
         return
     try:
-        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
-        for key, columns in tokens.items():
-            pipe.set(cache.make_key(token_cache_key(key)), cache.client.encode(columns), nx=True,
-                     ex=settings.TOKEN_CACHE_SECONDS)
-        pipe.execute()
-    except RedisError as exc:
+        local_tokens.announce({token_cache_key(key): columns for key, columns in tokens.items()})
+    except (RedisError, OSError, AttributeError) as exc:  # AttributeError: a cache that is not Redis
         logger.warning("tokens not cached, Redis unavailable: %s", exc)
 
 

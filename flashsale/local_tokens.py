@@ -17,11 +17,25 @@ save):
   Lookups go to Redis, and without Redis to the database, as before.
 - An entry lives at most TOKEN_CACHE_SECONDS, like its Redis twin, so an invalidation
   that could not be published (Redis unreachable for the publisher only) still ends.
+
+So that a shopper's *first* request in a process costs no round trip either (a flash
+sale is thousands of shoppers who each ask once or twice), every entry is also heard of
+when it is written, not only when it is read:
+
+- `announce` writes entries to Redis (where none is, SET NX, as before) and publishes the
+  ones it wrote on the same channel, in one server-side script: Redis orders that publish
+  against every invalidation, so a process hears "born" before "gone", never the reverse,
+  and an entry refused by a gone mark is never announced.
+- A process that subscribes loads the entries Redis already holds (bounded by
+  _WARM_ENTRIES), after its subscription is confirmed: what was invalidated before is a
+  gone mark in Redis and is skipped; what is invalidated during the load arrives on the
+  subscription and is applied after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -29,6 +43,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +51,25 @@ logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 200_000  # ~100 MB at worst; a flood of distinct tokens cannot grow it without bound
 _RETRY_SECONDS = 1.0
 _SUBSCRIBE_TIMEOUT = 0.25  # as the cache's own socket timeouts
+_WARM_ENTRIES = 50_000  # entries a subscribing process loads at most (~0.5 s on this machine class)
+_WARM_BATCH = 1000
+# A message on the channel is either invalidated keys separated by spaces, or this marker
+# followed by announced entries, one `cache-key JSON-columns` per line.
+_BORN = b"+"
+# SET NX each entry (KEYS[i], ARGV[i+1]: its encoded value, ARGV[1]: the expiry) and publish
+# those written, with their columns as JSON (ARGV[n+1+i]), on the channel (ARGV[2n+2]).
+_ANNOUNCE = """
+local n = #KEYS
+local born = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[i + 1], 'NX', 'EX', ARGV[1]) then
+    born[#born + 1] = key .. ' ' .. ARGV[n + 1 + i]
+  end
+end
+if #born > 0 then redis.call('PUBLISH', ARGV[2 * n + 2], '+' .. table.concat(born, '\\n')) end
+return #born
+"""
+_ANNOUNCE_SCRIPT = Script(None, _ANNOUNCE.encode())
 
 
 def channel() -> str:
@@ -50,6 +84,7 @@ class LocalTokens:
         self._owner = None  # (pid, cache location): a forked child or another Redis starts afresh
         self._generation = 0
         self._retry_at = 0.0
+        self._subscribing = False
 
     def get(self, key: str) -> dict | None:
         """The columns kept for a token cache key, or None (ask Redis)."""
@@ -68,9 +103,7 @@ class LocalTokens:
         with self._lock:
             if self._pubsub is None or self._generation != seen_generation:
                 return
-            if len(self._entries) >= _MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + settings.TOKEN_CACHE_SECONDS, columns)
+            self._store(key, time.monotonic() + settings.TOKEN_CACHE_SECONDS, columns)
 
     def forget(self, keys: list[str]) -> None:
         with self._lock:
@@ -91,13 +124,27 @@ class LocalTokens:
                 self._drop(close=self._owner is not None and self._owner[0] == owner[0])
                 self._owner, self._retry_at = owner, 0.0
             subscribed = self._pubsub is not None
+            if not subscribed and self._subscribing:
+                return False  # another thread is subscribing (and loading): ask Redis meanwhile
+            self._subscribing = not subscribed
         if not subscribed:
-            pubsub = self._subscribe()
-            if pubsub is None:
-                return False
+            try:
+                seen = self._generation
+                pubsub = self._subscribe()
+                if pubsub is None:
+                    return False
+                try:
+                    warmed = self._warm()
+                except (RedisError, OSError) as exc:
+                    logger.info("token entries not loaded at subscription: %s", exc)
+                    warmed = {}
+            finally:
+                self._subscribing = False
             with self._lock:
                 if self._pubsub is None and self._owner == owner:
                     self._pubsub, pubsub = pubsub, None
+                    if self._generation == seen and len(warmed) < _MAX_ENTRIES:  # no local forget meanwhile
+                        self._entries.update(warmed)
             if pubsub is not None:
                 _close(pubsub)  # another thread subscribed meanwhile
         with self._lock:
@@ -105,14 +152,61 @@ class LocalTokens:
                 return False
             try:
                 while (message := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)) is not None:
-                    self._generation += 1
-                    for key in message["data"].decode().split():
-                        self._entries.pop(key, None)
+                    self._apply(message["data"])
             except (RedisError, OSError) as exc:
                 logger.warning("token invalidations not heard, local token entries dropped: %s", exc)
                 self._drop(close=True)
                 return False
             return True
+
+    def _apply(self, data: bytes) -> None:
+        """One message of the channel, under the lock: entries announced, or keys gone."""
+        if data.startswith(_BORN):
+            expires = time.monotonic() + settings.TOKEN_CACHE_SECONDS
+            for line in data[len(_BORN):].decode().split("\n"):
+                redis_key, _, columns = line.partition(" ")
+                self._store(_unprefixed(redis_key), expires, json.loads(columns))
+            return
+        self._generation += 1
+        for key in data.decode().split():
+            self._entries.pop(key, None)
+
+    def _store(self, key: str, expires: float, columns: dict) -> None:
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (expires, columns)
+
+    def _warm(self) -> dict[str, tuple[float, dict]]:
+        """The entries Redis holds, for a process that has just subscribed (see the module doc).
+
+        Read without the lock, after the subscription is confirmed and before it is installed,
+        so every invalidation published meanwhile is applied after these entries, and wins.
+        """
+        from flashsale.authentication import GONE
+
+        client = cache.client.get_client(write=True)
+        pattern = cache.make_key("auth-token:*")
+        now = time.monotonic()
+        warmed: dict[str, tuple[float, dict]] = {}
+        cursor = 0
+        while len(warmed) < _WARM_ENTRIES:
+            cursor, keys = client.scan(cursor, match=pattern, count=_WARM_BATCH)
+            if keys:
+                pipe = client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                answers = pipe.execute()
+                for key, raw, ttl_ms in zip(keys, answers[::2], answers[1::2], strict=True):
+                    if raw is None or ttl_ms <= 0:
+                        continue
+                    columns = cache.client.decode(raw)
+                    if columns == GONE or not isinstance(columns, dict):
+                        continue
+                    warmed[_unprefixed(key.decode())] = (now + ttl_ms / 1000, columns)
+            if cursor == 0:
+                break
+        return warmed
 
     def _subscribe(self):
         """A confirmed subscription to the invalidation channel, or None (retried after a second)."""
@@ -144,6 +238,25 @@ class LocalTokens:
 def _close(pubsub) -> None:
     with contextlib.suppress(RedisError, OSError):
         pubsub.close()
+
+
+def _unprefixed(redis_key: str) -> str:
+    """The cache key (as `cache.get` takes it) of a key as Redis holds it (`:1:auth-token:…`)."""
+    return redis_key[redis_key.index("auth-token:"):]
+
+
+def announce(entries: dict[str, dict]) -> int:
+    """Cache `{cache key: columns}` where none is, and tell every listening process of those written.
+
+    One round trip. Returns how many were written; raises RedisError when Redis is down.
+    """
+    if not entries:
+        return 0
+    keys = list(entries)
+    args = [settings.TOKEN_CACHE_SECONDS, *(cache.client.encode(entries[key]) for key in keys),
+            *(json.dumps(entries[key], separators=(",", ":")) for key in keys), channel()]
+    return _ANNOUNCE_SCRIPT(keys=[cache.make_key(key) for key in keys], args=args,
+                            client=cache.client.get_client(write=True))
 
 
 def publish_gone(keys: list[str]) -> None:

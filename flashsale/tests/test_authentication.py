@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
 from flashsale import local_tokens
-from flashsale.authentication import GONE, CachedTokenAuthentication, remember_token, token_cache_key
+from flashsale.authentication import GONE, CachedTokenAuthentication, forget_tokens, remember_token, token_cache_key
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +177,80 @@ def test_an_entry_read_while_an_invalidation_landed_is_not_kept(token):
     local_tokens.tokens.keep(token_cache_key(token.key), {"id": 1}, seen_generation=seen)
     assert local_tokens.tokens.get(token_cache_key(token.key)) is None
 
+
+
+# Entries heard of when they are written: a shopper's first request in a process needs no round trip.
+
+
+def _listening():
+    assert local_tokens.tokens.get("auth-token:nothing") is None  # subscribes this process if it was not
+
+
+def _cold_redis(token):
+    _raw_redis().delete(cache.make_key(token_cache_key(token.key)))  # no invalidation: only what Redis holds
+
+
+def test_a_token_handed_out_is_answered_in_process_at_its_first_request(make_user):
+    _listening()
+    token = Token.objects.create(user=make_user())
+    remember_token(token)  # what a login (or create_shoppers) does: announced on the channel
+    _cold_redis(token)
+    with CaptureQueriesContext(connection) as queries:
+        user, _ = authenticate(token.key)
+    assert user.pk == token.user_id and len(queries) == 0
+
+
+def test_a_process_that_subscribes_loads_the_entries_redis_holds(make_user):
+    token = Token.objects.create(user=make_user())
+    remember_token(token)
+    _raw_redis().execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # as a new process: not subscribed
+    assert local_tokens.tokens.get(token_cache_key(token.key)) is None  # the loss is noticed: all dropped
+    entry = local_tokens.tokens.get(token_cache_key(token.key))  # subscribes again, then loads
+    assert entry is not None and entry["id"] == token.user_id
+    _cold_redis(token)
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(token.key)
+    assert len(queries) == 0
+
+
+def test_a_gone_mark_is_not_loaded_by_a_subscribing_process(token):
+    _read_from_redis_once(token)
+    key = token.key
+    token.delete()  # a gone mark in Redis, and an invalidation
+    _raw_redis().execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    for _noticed_then_loaded in range(2):
+        assert local_tokens.tokens.get(token_cache_key(key)) is None
+    with pytest.raises(AuthenticationFailed):
+        authenticate(key)
+
+
+def test_an_entry_refused_by_a_gone_mark_is_not_announced(token, shopper):
+    _listening()
+    forget_tokens([token.key])  # invalidated (a user save) just before a stale login writes it back
+    remember_token(token)
+    assert local_tokens.tokens.get(token_cache_key(token.key)) is None
+    with CaptureQueriesContext(connection) as queries:
+        authenticate(token.key)
+    assert len(queries) == 1  # neither copy answered: the database did
+
+
+def test_an_announced_token_deleted_later_is_refused_at_once(make_user):
+    _listening()
+    token = Token.objects.create(user=make_user())
+    remember_token(token)
+    assert local_tokens.tokens.get(token_cache_key(token.key)) is not None
+    key = token.key
+    token.delete()
+    with pytest.raises(AuthenticationFailed):
+        authenticate(key)
+
+
+def test_an_announced_shopper_deactivated_later_is_refused_at_once(make_user):
+    _listening()
+    user = make_user()
+    token = Token.objects.create(user=user)
+    remember_token(token)
+    user.is_active = False
+    user.save()
+    with pytest.raises(AuthenticationFailed):
+        authenticate(token.key)

@@ -117,6 +117,16 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def post_worker_init(worker):
+    # Hear token announcements from the start (flashsale.local_tokens), before the first crowd.
+    try:
+        from flashsale.local_tokens import tokens
+
+        tokens.listen()
+    except Exception:  # no Redis, no app settings: the first lookup subscribes instead
+        worker.log.info("token announcements not subscribed at boot", exc_info=True)
+
+
 def post_fork(server, worker):
     # libpq reads PGAPPNAME: pg_stat_activity then shows which worker holds which lock.
     os.environ.setdefault("PGAPPNAME", f"flashsale-worker-{worker.pid}")

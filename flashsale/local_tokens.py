@@ -95,6 +95,14 @@ class LocalTokens:
             return None
         return found[1]
 
+    def listen(self) -> bool:
+        """Subscribe (and load what Redis holds) now rather than at the first lookup; True if subscribed.
+
+        A worker calls it once it has booted (gunicorn.conf.py's post_worker_init), so a sale's
+        first crowd finds every worker listening, not subscribing while the crowd waits.
+        """
+        return bool(settings.TOKEN_LOCAL_COPY) and self._listening()
+
     def generation(self) -> int:
         """Read before reading an entry from Redis; hand it back to `keep`."""
         return self._generation

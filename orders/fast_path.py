@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import logging
+from http.client import responses
 
 from django.conf import settings
 from django.core import signals
@@ -53,6 +54,7 @@ from flashsale.api_errors import SERVER_ERROR_DETAIL, describe, error_body
 from flashsale.authentication import cached_token_user
 from flashsale.error_codes import ErrorCode
 from flashsale.hosts import allowed_host
+from flashsale.json_logs import QuietSaleOutcomes
 from flashsale.parsers import parse_json_body
 from flashsale.ratelimits import enforce_purchase_limits
 from flashsale.request_id import HEADER, request_id_for, use_request_id
@@ -89,6 +91,31 @@ def _nothing(request):  # the middleware below only check requests and dress ans
     raise AssertionError("unreachable")
 
 
+class _Answer:
+    """An answer made here: what Django's HttpResponse would carry, without building one.
+
+    Its headers are the body's own (type, length, Allow, Retry-After), the request id, and
+    the dressing Django's SecurityMiddleware and XFrameOptionsMiddleware add, which depends
+    only on the settings and on whether the request is secure (see `PurchaseFastPath._dressing`).
+    Closing it sends `request_finished`, as closing Django's own answers does.
+    """
+
+    __slots__ = ("status_code", "reason_phrase", "data", "content", "headers", "_has_been_logged")
+
+    def __init__(self, status: int, body: dict, headers: dict | None = None):
+        self.status_code, self.reason_phrase, self.data = status, responses[status], body
+        self.content = _renderer.render(body)
+        self.headers = [("Content-Type", "application/json"), ("Allow", ALLOW),
+                        ("Content-Length", str(len(self.content))), *(headers or {}).items()]
+        self._has_been_logged = False
+
+    def __iter__(self):
+        yield self.content
+
+    def close(self):
+        signals.request_finished.send(sender=WSGIHandler)
+
+
 class PurchaseFastPath:
     """WSGI middleware around the Django application (see flashsale/wsgi.py)."""
 
@@ -100,6 +127,24 @@ class PurchaseFastPath:
         self.enabled = settings.PURCHASE_FAST_PATH and tuple(settings.MIDDLEWARE) == KNOWN_MIDDLEWARE
         if settings.PURCHASE_FAST_PATH and not self.enabled:
             logger.warning("purchase fast path off: MIDDLEWARE differs from orders.fast_path.KNOWN_MIDDLEWARE")
+        self._dressings: dict[bool, list[tuple[str, str]]] = {}
+        # Statuses whose per-request log line the settings' filters drop (409, 429): not even
+        # formatted here, since building the record is most of what logging it costs.
+        self.unlogged = frozenset().union(*(f.QUIET for f in logging.getLogger("django.request").filters
+                                            if isinstance(f, QuietSaleOutcomes)))
+
+    def _dressing(self, request) -> list[tuple[str, str]]:
+        """The headers Django's two dressing middleware add to a JSON answer, worked out once
+        per kind of request (secure or not) by letting them dress an empty one."""
+        secure = request.is_secure()
+        dressing = self._dressings.get(secure)
+        if dressing is None:
+            sample = HttpResponse(content_type="application/json")
+            own = set(sample.headers)
+            self.security.process_response(request, sample)
+            self.frame_options.process_response(request, sample)
+            dressing = self._dressings[secure] = [(k, v) for k, v in sample.items() if k not in own]
+        return dressing
 
     def __call__(self, environ, start_response):
         if not self.enabled or environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -113,13 +158,9 @@ class PurchaseFastPath:
         signals.request_started.send(sender=WSGIHandler, environ=environ)
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         use_request_id(request_id)
-        response = _answer(request, user, product_id, quantity)
-        response[HEADER] = request_id
-        self.security.process_response(request, response)
-        self.frame_options.process_response(request, response)
-        response._handler_class = WSGIHandler  # its close() sends request_finished, as Django's do
+        response = _answer(request, user, product_id, quantity, unlogged=self.unlogged)
         start_response(f"{response.status_code} {response.reason_phrase}",
-                       [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())])
+                       [*response.headers, (HEADER, request_id), *self._dressing(request)])
         return response
 
 
@@ -161,7 +202,7 @@ def _whole(value, most: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
 
 
-def _answer(request, user, product_id: int, quantity: int) -> HttpResponse:
+def _answer(request, user, product_id: int, quantity: int, *, unlogged=frozenset()) -> _Answer:
     with metrics.purchase_request() as record:
         try:
             request.user = user
@@ -176,19 +217,9 @@ def _answer(request, user, product_id: int, quantity: int) -> HttpResponse:
             unexpected = status is None
             if unexpected:
                 status, body, headers = 500, error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), {}
-            response = _json(status, body, headers)
-            # Django's own line for an answer >= 400 (settings' filters drop 409 and 429).
-            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request,
-                         exception=failure if unexpected else None)
+            response = _Answer(status, body, headers)
+            if status not in unlogged:  # Django's own line for an answer >= 400
+                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request,
+                             exception=failure if unexpected else None)
             return record("response", response)
-        return record("response", _json(201, order_answer(result.order)))
-
-
-def _json(status: int, body: dict, headers: dict | None = None) -> HttpResponse:
-    response = HttpResponse(_renderer.render(body), status=status, content_type="application/json")
-    response.data = body  # what metrics.purchase_outcome reads, as on DRF's Response
-    response["Allow"] = ALLOW
-    response["Content-Length"] = str(len(response.content))  # as CommonMiddleware adds it
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+        return record("response", _Answer(201, order_answer(result.order)))

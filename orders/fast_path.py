@@ -51,7 +51,7 @@ from rest_framework.renderers import JSONRenderer
 
 from flashsale import metrics
 from flashsale.api_errors import SERVER_ERROR_DETAIL, describe, error_body
-from flashsale.authentication import cached_token_user
+from flashsale.authentication import TokenShopper, cached_token_columns
 from flashsale.error_codes import ErrorCode
 from flashsale.hosts import allowed_host
 from flashsale.json_logs import QuietSaleOutcomes
@@ -180,10 +180,10 @@ def _plain_purchase(environ):
     product_id, quantity = data.get("product_id"), data.get("quantity", 1)
     if not (_whole(product_id, MAX_ID) and _whole(quantity, MAX_QUANTITY)):
         return None
-    user = cached_token_user(key)
-    if user is None or not user.is_active:
+    columns = cached_token_columns(key)
+    if columns is None or not columns["is_active"]:
         return None
-    return WSGIRequest(environ), user, product_id, quantity
+    return WSGIRequest(environ), TokenShopper(pk=columns["id"]), product_id, quantity
 
 
 def _body(environ) -> dict | None:

@@ -9,7 +9,10 @@ save):
 - Before each lookup, the invalidations already delivered to this process are applied
   with a non-blocking read of the subscription. Redis writes a PUBLISH to its subscribers
   before it answers the publisher, so on one host a request that follows a delete (the
-  delete's reply came back first) always finds that delete applied here.
+  delete's reply came back first) always finds that delete applied here. Once a read has
+  emptied redis-py's buffer, "delivered" means bytes in the socket, so the next lookups
+  ask the kernel directly (one poll(2), not through gevent's hub) and read only when the
+  socket has some.
 - An entry read from Redis is kept only if no invalidation was applied while it was being
   read (the generation below); a delete racing the read cannot leave it behind.
 - Not subscribed (Redis down, the subscription dropped, a new process): nothing local is
@@ -38,11 +41,13 @@ import contextlib
 import json
 import logging
 import os
+import select
 import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from gevent.monkey import get_original
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
@@ -56,6 +61,9 @@ _WARM_BATCH = 1000
 # A message on the channel is either invalidated keys separated by spaces, or this marker
 # followed by announced entries, one `cache-key JSON-columns` per line.
 _BORN = b"+"
+# The kernel's poll, even where gevent has patched `select` (see _socket_has_bytes).
+_kernel_poll = get_original("select", "poll")
+_READABLE = select.POLLIN
 # SET NX each entry (KEYS[i], ARGV[i+1]: its encoded value, ARGV[1]: the expiry) and publish
 # those written, with their columns as JSON (ARGV[n+1+i]), on the channel (ARGV[2n+2]).
 _ANNOUNCE = """
@@ -85,6 +93,9 @@ class LocalTokens:
         self._generation = 0
         self._retry_at = 0.0
         self._subscribing = False
+        # True once a read of the subscription ended with nothing left in redis-py's buffer:
+        # until the socket has bytes again, there is nothing delivered to apply.
+        self._drained = False
 
     def get(self, key: str) -> dict | None:
         """The columns kept for a token cache key, or None (ask Redis)."""
@@ -158,9 +169,13 @@ class LocalTokens:
         with self._lock:
             if self._pubsub is None:
                 return False
+            if self._drained and not _socket_has_bytes(self._pubsub):
+                return True
+            self._drained = False
             try:
                 while (message := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)) is not None:
                     self._apply(message["data"])
+                self._drained = True
             except (RedisError, OSError) as exc:
                 logger.warning("token invalidations not heard, local token entries dropped: %s", exc)
                 self._drop(close=True)
@@ -238,9 +253,25 @@ class LocalTokens:
     def _drop(self, *, close: bool) -> None:
         if self._pubsub is not None and close:
             _close(self._pubsub)
-        self._pubsub = None
+        self._pubsub, self._drained = None, False
         self._entries.clear()
         self._generation += 1
+
+
+def _socket_has_bytes(pubsub) -> bool:
+    """Whether the subscription's socket has something to read (or is closed): poll(2) at once.
+
+    redis-py's own readiness check goes through `select.poll`, which gevent replaces with
+    one that waits in the hub (a timer and a switch, most of a refusal's lookup); this
+    calls the kernel's. True whenever unsure (no socket), so the caller reads.
+    """
+    connection = pubsub.connection
+    sock = getattr(connection, "_sock", None) if connection is not None else None
+    if sock is None:
+        return True
+    poller = _kernel_poll()
+    poller.register(sock.fileno(), _READABLE)
+    return bool(poller.poll(0))
 
 
 def _close(pubsub) -> None:

@@ -162,6 +162,19 @@ def test_an_invalidation_published_by_another_process_is_applied_before_the_next
     assert len(queries) == 1
 
 
+def test_invalidations_delivered_together_are_all_applied(make_user):
+    tokens = [Token.objects.create(user=make_user()) for _ in range(3)]
+    for each in tokens:
+        _read_from_redis_once(each)
+    keys = [token_cache_key(each.key) for each in tokens]
+    assert all(local_tokens.tokens.get(key) is not None for key in keys)  # kept, and the socket read empty
+    other = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    for key in keys:  # three messages, in the socket before the next lookup
+        other.publish(local_tokens.channel(), key)
+    other.close()
+    assert [local_tokens.tokens.get(key) for key in keys] == [None, None, None]
+
+
 def test_a_lost_subscription_drops_every_local_entry(token):
     _read_from_redis_once(token)
     _raw_redis().delete(cache.make_key(token_cache_key(token.key)))

@@ -45,6 +45,7 @@ import select
 import threading
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from gevent.monkey import get_original
@@ -56,27 +57,39 @@ logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 200_000  # ~100 MB at worst; a flood of distinct tokens cannot grow it without bound
 _RETRY_SECONDS = 1.0
 _SUBSCRIBE_TIMEOUT = 0.25  # as the cache's own socket timeouts
+_SUBSCRIPTION_READ_TIMEOUT = 2.0  # for the rest of a message once it has begun (see _subscription_client)
 _WARM_ENTRIES = 50_000  # entries a subscribing process loads at most (~0.5 s on this machine class)
 _WARM_BATCH = 1000
+_WATCH_SECONDS = 1.0  # the watcher looks at the subscription again at least this often
 # A message on the channel is either invalidated keys separated by spaces, or this marker
 # followed by announced entries, one `cache-key JSON-columns` per line.
 _BORN = b"+"
 # The kernel's poll, even where gevent has patched `select` (see _socket_has_bytes).
 _kernel_poll = get_original("select", "poll")
 _READABLE = select.POLLIN
+# Entries per announcement message: ~15 KB, so Redis writes a message to a subscriber's socket
+# whole and a lookup's non-blocking read finds it complete, rather than waiting (and, on a
+# saturated worker, timing out) for the rest of a 1,000-shopper message.
+_ANNOUNCE_CHUNK = 100
 # SET NX each entry (KEYS[i], ARGV[i+1]: its encoded value, ARGV[1]: the expiry) and publish
-# those written, with their columns as JSON (ARGV[n+1+i]), on the channel (ARGV[2n+2]).
+# those written, with their columns as JSON (ARGV[n+1+i]), on the channel (ARGV[2n+2]), at
+# most _ANNOUNCE_CHUNK to a message.
 _ANNOUNCE = """
 local n = #KEYS
-local born = {}
+local written, born = 0, {}
 for i, key in ipairs(KEYS) do
   if redis.call('SET', key, ARGV[i + 1], 'NX', 'EX', ARGV[1]) then
+    written = written + 1
     born[#born + 1] = key .. ' ' .. ARGV[n + 1 + i]
+    if #born == CHUNK then
+      redis.call('PUBLISH', ARGV[2 * n + 2], '+' .. table.concat(born, '\\n'))
+      born = {}
+    end
   end
 end
 if #born > 0 then redis.call('PUBLISH', ARGV[2 * n + 2], '+' .. table.concat(born, '\\n')) end
-return #born
-"""
+return written
+""".replace("CHUNK", str(_ANNOUNCE_CHUNK))
 _ANNOUNCE_SCRIPT = Script(None, _ANNOUNCE.encode())
 
 
@@ -96,6 +109,8 @@ class LocalTokens:
         # True once a read of the subscription ended with nothing left in redis-py's buffer:
         # until the socket has bytes again, there is nothing delivered to apply.
         self._drained = False
+        self._watcher_pid = None  # the process whose `_watch` runs (a forked child starts its own)
+        self._watcher = None
 
     def get(self, key: str) -> dict | None:
         """The columns kept for a token cache key, or None (ask Redis)."""
@@ -107,12 +122,53 @@ class LocalTokens:
         return found[1]
 
     def listen(self) -> bool:
-        """Subscribe (and load what Redis holds) now rather than at the first lookup; True if subscribed.
+        """Subscribe (and load what Redis holds) now rather than at the first lookup, and keep
+        applying what the subscription delivers as it arrives; True if subscribed.
 
         A worker calls it once it has booted (gunicorn.conf.py's post_worker_init), so a sale's
-        first crowd finds every worker listening, not subscribing while the crowd waits.
+        first crowd finds every worker listening, not subscribing while the crowd waits, and
+        finds the announcements of the sale's shoppers (made while the worker was idle)
+        already applied, not waiting in the socket for the crowd's first lookup to read.
         """
-        return bool(settings.TOKEN_LOCAL_COPY) and self._listening()
+        if not settings.TOKEN_LOCAL_COPY:
+            return False
+        subscribed = self._listening()
+        with self._lock:
+            start = self._watcher_pid != os.getpid()
+            self._watcher_pid = os.getpid()
+        if start:
+            self._watcher = threading.Thread(target=self._watch, name="token-announcements", daemon=True)
+            self._watcher.start()
+        return subscribed
+
+    def stop_watching(self) -> None:
+        """End `_watch` (for tests: a process keeps its watcher for life otherwise)."""
+        self._watcher_pid = None
+        if self._watcher is not None:
+            self._watcher.join(_WATCH_SECONDS + _RETRY_SECONDS + 1)
+            self._watcher = None
+
+    def _watch(self) -> None:
+        """Apply deliveries when they arrive, and subscribe again after a loss, without a lookup.
+
+        Lookups do not depend on it (each still applies whatever is delivered first); it only
+        keeps the backlog a lookup finds short. A greenlet under gevent (threading and select
+        are patched), a daemon thread otherwise.
+        """
+        while self._watcher_pid == os.getpid():
+            try:
+                pubsub = self._pubsub
+                connection = pubsub.connection if pubsub is not None else None
+                sock = getattr(connection, "_sock", None) if connection is not None else None
+                if sock is None:
+                    time.sleep(_RETRY_SECONDS)
+                else:
+                    select.select([sock.fileno()], [], [], _WATCH_SECONDS)
+                if settings.TOKEN_LOCAL_COPY:
+                    self._listening()
+            except Exception as exc:  # a socket closed under the wait, a settings change: look again later
+                logger.debug("token announcements watcher: %s", exc)
+                time.sleep(_RETRY_SECONDS)
 
     def generation(self) -> int:
         """Read before reading an entry from Redis; hand it back to `keep`."""
@@ -237,7 +293,7 @@ class LocalTokens:
             return None
         pubsub = None
         try:
-            pubsub = cache.client.get_client(write=True).pubsub()
+            pubsub = _subscription_client(cache.client.get_client(write=True)).pubsub()
             pubsub.subscribe(channel())
             confirmed = pubsub.get_message(timeout=_SUBSCRIBE_TIMEOUT)
             if not confirmed or confirmed.get("type") != "subscribe":
@@ -256,6 +312,19 @@ class LocalTokens:
         self._pubsub, self._drained = None, False
         self._entries.clear()
         self._generation += 1
+
+
+def _subscription_client(client):
+    """A client like the cache's, on a pool of its own whose reads may wait longer.
+
+    The cache's 0.25 s socket timeout is right for a request's own GET, but a subscription
+    read that waits for the rest of a message can sit behind hundreds of ready greenlets on
+    a saturated gevent worker, and a timeout there drops every local entry (and sends the
+    crowd to Redis at once). Only this process's subscription uses the pool.
+    """
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": _SUBSCRIPTION_READ_TIMEOUT}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 def _socket_has_bytes(pubsub) -> bool:
@@ -277,6 +346,7 @@ def _socket_has_bytes(pubsub) -> bool:
 def _close(pubsub) -> None:
     with contextlib.suppress(RedisError, OSError):
         pubsub.close()
+        pubsub.connection_pool.disconnect()  # the subscription's own pool (_subscription_client)
 
 
 def _unprefixed(redis_key: str) -> str:

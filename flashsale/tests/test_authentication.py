@@ -1,5 +1,7 @@
 """Token authentication from the shared cache: no query per request, and never a stale yes."""
 
+import time
+
 import pytest
 import redis
 from django.conf import settings
@@ -267,3 +269,52 @@ def test_an_announced_shopper_deactivated_later_is_refused_at_once(make_user):
     user.save()
     with pytest.raises(AuthenticationFailed):
         authenticate(token.key)
+
+
+def test_announcements_go_out_in_messages_of_at_most_a_hundred_entries(make_user):
+    listener = _raw_redis().pubsub()
+    listener.subscribe(local_tokens.channel())
+    assert listener.get_message(timeout=1)["type"] == "subscribe"
+    entries = {f"auth-token:chunk-{n}": {"id": n, "is_active": True} for n in range(250)}
+    assert local_tokens.announce(entries) == 250
+    sizes = []
+    while (message := listener.get_message(timeout=0.5)) is not None:
+        sizes.append(len(message["data"].split(b"\n")))
+    listener.close()
+    assert sizes == [100, 100, 50]
+    assert all(local_tokens.tokens.get(key) == columns for key, columns in entries.items())
+
+
+@pytest.fixture
+def watching():
+    assert local_tokens.tokens.listen()
+    yield local_tokens.tokens
+    local_tokens.tokens.stop_watching()
+
+
+def test_a_listening_process_applies_announcements_without_a_lookup(make_user, watching):
+    token = Token.objects.create(user=make_user())
+    remember_token(token)
+    key = token_cache_key(token.key)
+    deadline = time.monotonic() + 5
+    while key not in watching._entries and time.monotonic() < deadline:  # no lookup: the watcher's doing
+        time.sleep(0.01)
+    assert key in watching._entries
+
+
+def test_a_listening_process_subscribes_again_after_a_loss_without_a_lookup(token, watching):
+    _read_from_redis_once(token)
+    lost = watching._pubsub
+    _raw_redis().execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # what a Redis restart does to it
+    deadline = time.monotonic() + 10
+    while watching._pubsub in (None, lost) and time.monotonic() < deadline:  # no lookup meanwhile
+        time.sleep(0.02)
+    assert watching._pubsub not in (None, lost)  # subscribed again, having dropped what it kept
+    assert watching._entries.get(token_cache_key(token.key)) is not None  # and loaded what Redis holds
+
+
+def test_the_subscription_reads_with_its_own_longer_timeout(token):
+    _read_from_redis_once(token)
+    subscription = local_tokens.tokens._pubsub.connection
+    assert subscription.socket_timeout == local_tokens._SUBSCRIPTION_READ_TIMEOUT > 1
+    assert _raw_redis().connection_pool.connection_kwargs["socket_timeout"] == 0.25  # requests' own stay short

@@ -33,6 +33,12 @@ when it is written, not only when it is read:
   _WARM_ENTRIES), after its subscription is confirmed: what was invalidated before is a
   gone mark in Redis and is skipped; what is invalidated during the load arrives on the
   subscription and is applied after it.
+
+Under a crowd (docs/decisions/token-announcements.md, "Later"): announcements go out at
+most _ANNOUNCE_CHUNK entries to a message; the subscription reads on a pool of its own
+with a longer timeout, since a read that waits behind hundreds of ready greenlets must not
+drop everything; and a worker's watcher (`listen`) applies deliveries as they arrive and
+subscribes again after a loss, so the crowd finds no backlog.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ save):
 
 - Before each lookup, the invalidations already delivered to this process are applied
   with a non-blocking read of the subscription. Redis writes a PUBLISH to its subscribers
-  before it answers the publisher, so on one host a request that follows a delete (the
-  delete's reply came back first) always finds that delete applied here. Once a read has
+  in the same turn of its event loop as its answer to the publisher (possibly just after
+  it), so on one host a request that follows a delete (the delete's reply came back, then
+  an HTTP answer, then a new request) finds that delete delivered and applies it here. Once a read has
   emptied redis-py's buffer, "delivered" means bytes in the socket, so the next lookups
   ask the kernel directly (one poll(2), not through gevent's hub) and read only when the
   socket has some.
@@ -35,9 +36,9 @@ when it is written, not only when it is read:
   subscription and is applied after it.
 
 Under a crowd (docs/decisions/token-announcements.md, "Later"): announcements go out at
-most _ANNOUNCE_CHUNK entries to a message; the subscription reads on a pool of its own
-with a longer timeout, since a read that waits behind hundreds of ready greenlets must not
-drop everything; and a worker's watcher (`listen`) applies deliveries as they arrive and
+most _ANNOUNCE_CHUNK entries to a message; a message that has begun to arrive is read
+whole (waiting up to _REST_OF_MESSAGE_SECONDS), since a read that fails midway must drop
+everything; and a worker's watcher (`listen`) applies deliveries as they arrive and
 subscribes again after a loss, so the crowd finds no backlog.
 """
 
@@ -51,7 +52,6 @@ import select
 import threading
 import time
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from gevent.monkey import get_original
@@ -63,7 +63,9 @@ logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 200_000  # ~100 MB at worst; a flood of distinct tokens cannot grow it without bound
 _RETRY_SECONDS = 1.0
 _SUBSCRIBE_TIMEOUT = 0.25  # as the cache's own socket timeouts
-_SUBSCRIPTION_READ_TIMEOUT = 2.0  # for the rest of a message once it has begun (see _subscription_client)
+# How long a read waits for the rest of a message that has begun to arrive: on a saturated
+# gevent worker the reader may resume only after hundreds of ready greenlets have run.
+_REST_OF_MESSAGE_SECONDS = 2.0
 _WARM_ENTRIES = 50_000  # entries a subscribing process loads at most (~0.5 s on this machine class)
 _WARM_BATCH = 1000
 _WATCH_SECONDS = 1.0  # the watcher looks at the subscription again at least this often
@@ -235,8 +237,14 @@ class LocalTokens:
                 return True
             self._drained = False
             try:
-                while (message := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)) is not None:
-                    self._apply(message["data"])
+                # Only what has begun to arrive is read, but a message that has begun is read
+                # whole: redis-py's get_message(timeout=0) would read its rest with a timeout
+                # of 0 and fail whenever a message is split across the socket's reads.
+                while self._pubsub.connection.can_read(timeout=0):
+                    message = self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=_REST_OF_MESSAGE_SECONDS)
+                    if message is not None:
+                        self._apply(message["data"])
                 self._drained = True
             except (RedisError, OSError) as exc:
                 logger.warning("token invalidations not heard, local token entries dropped: %s", exc)
@@ -299,7 +307,7 @@ class LocalTokens:
             return None
         pubsub = None
         try:
-            pubsub = _subscription_client(cache.client.get_client(write=True)).pubsub()
+            pubsub = cache.client.get_client(write=True).pubsub()
             pubsub.subscribe(channel())
             confirmed = pubsub.get_message(timeout=_SUBSCRIBE_TIMEOUT)
             if not confirmed or confirmed.get("type") != "subscribe":
@@ -318,19 +326,6 @@ class LocalTokens:
         self._pubsub, self._drained = None, False
         self._entries.clear()
         self._generation += 1
-
-
-def _subscription_client(client):
-    """A client like the cache's, on a pool of its own whose reads may wait longer.
-
-    The cache's 0.25 s socket timeout is right for a request's own GET, but a subscription
-    read that waits for the rest of a message can sit behind hundreds of ready greenlets on
-    a saturated gevent worker, and a timeout there drops every local entry (and sends the
-    crowd to Redis at once). Only this process's subscription uses the pool.
-    """
-    pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "socket_timeout": _SUBSCRIPTION_READ_TIMEOUT}
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 def _socket_has_bytes(pubsub) -> bool:
@@ -352,7 +347,6 @@ def _socket_has_bytes(pubsub) -> bool:
 def _close(pubsub) -> None:
     with contextlib.suppress(RedisError, OSError):
         pubsub.close()
-        pubsub.connection_pool.disconnect()  # the subscription's own pool (_subscription_client)
 
 
 def _unprefixed(redis_key: str) -> str:

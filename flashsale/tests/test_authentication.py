@@ -313,8 +313,19 @@ def test_a_listening_process_subscribes_again_after_a_loss_without_a_lookup(toke
     assert watching._entries.get(token_cache_key(token.key)) is not None  # and loaded what Redis holds
 
 
-def test_the_subscription_reads_with_its_own_longer_timeout(token):
-    _read_from_redis_once(token)
-    subscription = local_tokens.tokens._pubsub.connection
-    assert subscription.socket_timeout == local_tokens._SUBSCRIPTION_READ_TIMEOUT > 1
-    assert _raw_redis().connection_pool.connection_kwargs["socket_timeout"] == 0.25  # requests' own stay short
+def test_a_message_split_across_reads_is_read_whole_and_keeps_the_subscription(make_user):
+    kept, gone = (Token.objects.create(user=make_user()) for _ in range(2))
+    for each in (kept, gone):
+        _read_from_redis_once(each)
+    subscription = local_tokens.tokens._pubsub
+    # ~1.4 MB, several times a socket's buffer: it arrives in pieces, the gone key at its end.
+    filler = " ".join(f"auth-token:filler-{n:06d}-{'x' * 40}" for n in range(25_000))
+    other = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    other.publish(local_tokens.channel(), f"{filler} {token_cache_key(gone.key)}")
+    other.close()
+    deadline = time.monotonic() + 5  # delivered: its first bytes are in this process's socket
+    while not local_tokens._socket_has_bytes(subscription) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert local_tokens.tokens.get(token_cache_key(gone.key)) is None
+    assert local_tokens.tokens._pubsub is subscription  # not dropped by a read that ran out of bytes
+    assert local_tokens.tokens.get(token_cache_key(kept.key)) is not None

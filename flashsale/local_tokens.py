@@ -119,6 +119,7 @@ class LocalTokens:
         self._drained = False
         self._watcher_pid = None  # the process whose `_watch` runs (a forked child starts its own)
         self._watcher = None
+        self._forgotten: dict[str, float] = {}  # keys this process marked gone, until when (see `forget`)
 
     def get(self, key: str) -> dict | None:
         """The columns kept for a token cache key, or None (ask Redis)."""
@@ -189,10 +190,17 @@ class LocalTokens:
             self._store(key, time.monotonic() + settings.TOKEN_CACHE_SECONDS, columns)
 
     def forget(self, keys: list[str]) -> None:
+        """Drop keys this process has just marked gone in Redis. An announcement of them that
+        was published before the gone mark but is read after this (it may still be on its way)
+        must not bring them back, so they are refused from announcements for an entry's life."""
+        until = time.monotonic() + settings.TOKEN_CACHE_SECONDS
         with self._lock:
             self._generation += 1
+            if len(self._forgotten) >= _MAX_ENTRIES:
+                self._forgotten.clear()
             for key in keys:
                 self._entries.pop(key, None)
+                self._forgotten[key] = until
 
     def _listening(self) -> bool:
         """Apply the invalidations delivered so far; False when not subscribed.
@@ -256,9 +264,13 @@ class LocalTokens:
         """One message of the channel, under the lock: entries announced, or keys gone."""
         if data.startswith(_BORN):
             expires = time.monotonic() + settings.TOKEN_CACHE_SECONDS
+            now = time.monotonic()
             for line in data[len(_BORN):].decode().split("\n"):
                 redis_key, _, columns = line.partition(" ")
-                self._store(_unprefixed(redis_key), expires, json.loads(columns))
+                key = _unprefixed(redis_key)
+                if self._forgotten.get(key, 0) > now:
+                    continue  # announced before this process marked it gone (see `forget`)
+                self._store(key, expires, json.loads(columns))
             return
         self._generation += 1
         for key in data.decode().split():

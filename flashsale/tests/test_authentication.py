@@ -219,6 +219,7 @@ def test_a_token_handed_out_is_answered_in_process_at_its_first_request(make_use
     _listening()
     token = Token.objects.create(user=make_user())
     remember_token(token)  # what a login (or create_shoppers) does: announced on the channel
+    _delivered()
     _cold_redis(token)
     with CaptureQueriesContext(connection) as queries:
         user, _ = authenticate(token.key)
@@ -228,6 +229,7 @@ def test_a_token_handed_out_is_answered_in_process_at_its_first_request(make_use
 def test_a_process_that_subscribes_loads_the_entries_redis_holds(make_user):
     token = Token.objects.create(user=make_user())
     remember_token(token)
+    _delivered()
     _raw_redis().execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # as a new process: not subscribed
     assert local_tokens.tokens.get(token_cache_key(token.key)) is None  # the loss is noticed: all dropped
     entry = local_tokens.tokens.get(token_cache_key(token.key))  # subscribes again, then loads
@@ -253,6 +255,7 @@ def test_an_entry_refused_by_a_gone_mark_is_not_announced(token, shopper):
     _listening()
     forget_tokens([token.key])  # invalidated (a user save) just before a stale login writes it back
     remember_token(token)
+    _delivered()
     assert local_tokens.tokens.get(token_cache_key(token.key)) is None
     with CaptureQueriesContext(connection) as queries:
         authenticate(token.key)
@@ -263,6 +266,7 @@ def test_an_announced_token_deleted_later_is_refused_at_once(make_user):
     _listening()
     token = Token.objects.create(user=make_user())
     remember_token(token)
+    _delivered()
     assert local_tokens.tokens.get(token_cache_key(token.key)) is not None
     key = token.key
     token.delete()
@@ -275,6 +279,7 @@ def test_an_announced_shopper_deactivated_later_is_refused_at_once(make_user):
     user = make_user()
     token = Token.objects.create(user=user)
     remember_token(token)
+    _delivered()
     user.is_active = False
     user.save()
     with pytest.raises(AuthenticationFailed):
@@ -337,3 +342,15 @@ def test_a_message_split_across_reads_is_read_whole_and_keeps_the_subscription(m
     assert local_tokens.tokens.get(token_cache_key(gone.key)) is None
     assert local_tokens.tokens._pubsub is subscription  # not dropped by a read that ran out of bytes
     assert local_tokens.tokens.get(token_cache_key(kept.key)) is not None
+
+
+def test_an_announcement_read_after_a_local_delete_does_not_bring_the_token_back(make_user):
+    _listening()
+    token = Token.objects.create(user=make_user())
+    remember_token(token)  # announced: the message may still be on its way
+    key = token.key
+    token.delete()  # this process marks it gone in Redis and forgets it here
+    _delivered()
+    with pytest.raises(AuthenticationFailed):
+        authenticate(key)
+    assert local_tokens.tokens.get(token_cache_key(key)) is None

@@ -166,9 +166,7 @@ class LocalTokens:
         """
         while self._watcher_pid == os.getpid():
             try:
-                pubsub = self._pubsub
-                connection = pubsub.connection if pubsub is not None else None
-                sock = getattr(connection, "_sock", None) if connection is not None else None
+                sock = _subscription_socket(self._pubsub)
                 if sock is None:
                     time.sleep(_RETRY_SECONDS)
                 else:
@@ -340,6 +338,12 @@ class LocalTokens:
         self._generation += 1
 
 
+def _subscription_socket(pubsub):
+    """The socket redis-py reads the subscription from, or None (not subscribed, not connected)."""
+    connection = pubsub.connection if pubsub is not None else None
+    return getattr(connection, "_sock", None) if connection is not None else None
+
+
 def _socket_has_bytes(pubsub) -> bool:
     """Whether the subscription's socket has something to read (or is closed): poll(2) at once.
 
@@ -347,8 +351,7 @@ def _socket_has_bytes(pubsub) -> bool:
     one that waits in the hub (a timer and a switch, most of a refusal's lookup); this
     calls the kernel's. True whenever unsure (no socket), so the caller reads.
     """
-    connection = pubsub.connection
-    sock = getattr(connection, "_sock", None) if connection is not None else None
+    sock = _subscription_socket(pubsub)
     if sock is None:
         return True
     poller = _kernel_poll()

@@ -1,5 +1,6 @@
 """Token authentication from the shared cache: no query per request, and never a stale yes."""
 
+import json
 import time
 
 import pytest
@@ -347,10 +348,14 @@ def test_a_message_split_across_reads_is_read_whole_and_keeps_the_subscription(m
 def test_an_announcement_read_after_a_local_delete_does_not_bring_the_token_back(make_user):
     _listening()
     token = Token.objects.create(user=make_user())
-    remember_token(token)  # announced: the message may still be on its way
     key = token.key
     token.delete()  # this process marks it gone in Redis and forgets it here
+    # The token's announcement, published before the delete, read only now:
+    late = json.dumps({"id": token.user_id, "is_active": True})
+    other = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    other.publish(local_tokens.channel(), f"+{cache.make_key(token_cache_key(key))} {late}")
+    other.close()
     _delivered()
+    assert local_tokens.tokens.get(token_cache_key(key)) is None
     with pytest.raises(AuthenticationFailed):
         authenticate(key)
-    assert local_tokens.tokens.get(token_cache_key(key)) is None

@@ -19,12 +19,11 @@ Why gevent, first what it is for, then what was measured:
 
 Latest `make bench` on this configuration (2 workers, with group commit, the purchase fast
 path, the local token copy with announcements; fresh clone, 2-core machine,
-docs/benchmarks.md): purchases 877 / 1,487 per s at 16 / 64 clients (1.06 / 3.75 of
-pgbench's single-purchase ceiling), sold-out answers 2,648/s, stock reads 4,849/s (1.71 x
+docs/benchmarks.md): purchases 1,811 / 2,521 per s at 16 / 64 clients (1.41 / 3.40 of
+pgbench's single-purchase ceiling), sold-out answers 4,744/s, stock reads 8,877/s (1.89 x
 the bare Django view on gthread 3 x 4 keep-alive), the 2000/100 burst with 500 in flight
-1.19 s with 0 x 5xx (0.71 s in a run an hour earlier on a faster machine). Round two
-(cores + 1 workers, before the fast path): 166 / 232 purchases per s (0.42 / 0.98), burst
-7.0 s.
+0.70 s with 0 x 5xx. Round two (cores + 1 workers, before the fast path): 166 / 232
+purchases per s (0.42 / 0.98), burst 7.0 s.
 
 Measured while choosing (`manage.py bench --steps` and `make bench`). The machine
 was saturated by five other engineers' test suites (load average 9-20 on 2 cores), so

@@ -273,19 +273,25 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
     but the chance of an early refusal. Returns True when the note said "no waiting room":
     that may be up to the note's life old, so the group re-checks admission on the locked row.
     """
-    facts = sold_out.sold_out_facts(product_id)
-    if facts is None:
-        noted = sold_out.on_sale_facts(product_id)
-        if noted is not None:
-            check_admission(waiting_room=noted["waiting_room"], product_id=product_id, user_id=user_id,
-                            admission_pass=admission_pass)
-            _ensure_in_window(starts_at=noted["sale_starts_at"], ends_at=noted["sale_ends_at"], now=timezone.now())
-            return not noted["waiting_room"]
-        seen = sold_out.generation()
-        facts = purchase_snapshot(product_id=product_id, user_id=user_id)
+    renewing = sold_out.claim_refresh(product_id)  # one caller renews an entry about to end
+    try:
+        facts = None if renewing else sold_out.sold_out_facts(product_id)
         if facts is None:
-            raise ProductNotFound()
-        sold_out.remember(product_id, facts, seen_generation=seen)
+            noted = None if renewing else sold_out.on_sale_facts(product_id)
+            if noted is not None:
+                check_admission(waiting_room=noted["waiting_room"], product_id=product_id, user_id=user_id,
+                                admission_pass=admission_pass)
+                _ensure_in_window(starts_at=noted["sale_starts_at"], ends_at=noted["sale_ends_at"],
+                                  now=timezone.now())
+                return not noted["waiting_room"]
+            seen = sold_out.generation()
+            facts = purchase_snapshot(product_id=product_id, user_id=user_id)
+            if facts is None:
+                raise ProductNotFound()
+            sold_out.remember(product_id, facts, seen_generation=seen)
+    finally:
+        if renewing:
+            sold_out.release_refresh(product_id)
     # Waiting room (section 8): after "product exists", before the window, never under the row lock.
     check_admission(waiting_room=facts["waiting_room"], product_id=product_id, user_id=user_id,
                     admission_pass=admission_pass)

@@ -220,3 +220,84 @@ def test_a_waiting_room_switched_on_behind_a_note_is_checked_under_the_lock(make
     pass_ = passes.issue_pass(shopper_id=admitted.pk, product_id=product.pk,
                               expires_ms=passes.to_ms(timezone.now()) + 60_000)
     assert purchase(user=admitted, product_id=product.pk, admission_pass=pass_).order.remaining_stock == 3
+
+
+# Renewal: one caller renews an entry about to end; the others keep using it meanwhile.
+
+
+def _expiry(product_id: int) -> float:
+    return sold_out._marks[product_id][0]
+
+
+def test_one_buyer_renews_an_entry_about_to_end_while_the_others_use_it(make_product, make_user, monkeypatch):
+    product = make_product(stock=0)
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)  # the read marks it
+    monkeypatch.setattr(sold_out, "REFRESH_AHEAD_SECONDS", sold_out.MARK_SECONDS)  # every entry is about to end
+    assert sold_out.claim_refresh(product.pk)  # a renewer is in flight...
+    _refused_without_a_query(make_user(), product.pk)  # ...so this buyer uses the entry, still in its life
+    sold_out.release_refresh(product.pk)
+    before = _expiry(product.pk)
+    with CaptureQueriesContext(connection) as renewal, pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)  # this one renews it
+    assert _snapshot_reads(renewal) == 1
+    assert _expiry(product.pk) > before
+    assert not sold_out._refreshing
+
+
+def test_a_renewal_sees_a_restock_made_elsewhere(make_product, make_user, monkeypatch):
+    """The renewer reads the row: units put back by another process are sold to it at once."""
+    product = make_product(stock=0)
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)
+    from django.db.models import F
+
+    type(product).objects.filter(pk=product.pk).update(  # another process's restock, unheard here
+        stock=F("stock") + 3, units_received=F("units_received") + 3)
+    monkeypatch.setattr(sold_out, "REFRESH_AHEAD_SECONDS", sold_out.MARK_SECONDS)
+    assert purchase(user=make_user(), product_id=product.pk).order.remaining_stock == 2
+    assert_stock_reconciles(product.pk)
+
+
+def test_a_failed_renewal_lets_the_next_buyer_renew(make_product, make_user, monkeypatch):
+    from django.db import OperationalError
+
+    from orders import services
+
+    product = make_product(stock=0)
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)
+    monkeypatch.setattr(sold_out, "REFRESH_AHEAD_SECONDS", sold_out.MARK_SECONDS)
+
+    def database_gone(**kwargs):
+        raise OperationalError("the server closed the connection")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "purchase_snapshot", database_gone)
+        with pytest.raises(OperationalError):
+            purchase(user=make_user(), product_id=product.pk)
+    assert not sold_out._refreshing
+    assert sold_out.claim_refresh(product.pk)
+    sold_out.release_refresh(product.pk)
+
+
+def test_only_one_of_many_threads_claims_a_renewal(make_product, make_user, monkeypatch):
+    import threading
+
+    product = make_product(stock=0)
+    with pytest.raises(SoldOut):
+        purchase(user=make_user(), product_id=product.pk)
+    monkeypatch.setattr(sold_out, "REFRESH_AHEAD_SECONDS", sold_out.MARK_SECONDS)
+    start, claims = threading.Barrier(8), []
+
+    def claim():
+        start.wait()
+        claims.append(sold_out.claim_refresh(product.pk))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claims) == [False] * 7 + [True]
+    sold_out.release_refresh(product.pk)

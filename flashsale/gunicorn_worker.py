@@ -35,6 +35,7 @@ import errno
 import os
 import socket
 import time
+from email.utils import formatdate
 from urllib.parse import urlsplit
 
 import gevent
@@ -150,7 +151,7 @@ class CoalescingResponse(wsgi.Response):
     def _flush_head(self, body: bytes = b"") -> None:
         head, self._head = self._head, b""
         if head:
-            util.write(self.sock, head + body)
+            _send_whole(self.sock, head + body)
             self.headers_sent = True
 
     def _emit_body(self, data):
@@ -171,11 +172,37 @@ class CoalescingResponse(wsgi.Response):
         super().close()
 
 
+def _send_whole(sock, data: bytes) -> None:
+    """`sendall`, in one `send` when the kernel takes it all (an answer of the shop fits):
+    gevent's sendall first asks the socket its buffer size, a system call per answer."""
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
+
+
+_date_line = (0, "")  # (second, HTTP date): gunicorn formats the Date header anew for every answer
+
+
+def http_date(timestamp=None) -> str:
+    """gunicorn.util.http_date, formatted once per second for the current time."""
+    global _date_line  # noqa: PLW0603 (one worker process's clock-second memo)
+    if timestamp is not None:
+        return formatdate(timestamp, localtime=False, usegmt=True)
+    now = int(time.time())
+    second, text = _date_line
+    if second != now:
+        text = formatdate(now, localtime=False, usegmt=True)
+        _date_line = (now, text)
+    return text
+
+
 class ShopGeventWorker(GeventWorker):
 
     def init_process(self):
-        # wsgi.create() builds `wsgi.Response` for every HTTP/1 request of this worker process.
+        # wsgi.create() builds `wsgi.Response` for every HTTP/1 request of this worker process,
+        # and its default_headers() asks util.http_date() for each one's Date.
         wsgi.Response = CoalescingResponse
+        util.http_date = http_date
         super().init_process()
 
     def handle(self, listener, client, addr):

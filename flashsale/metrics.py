@@ -53,11 +53,22 @@ def purchase_request():
     try:
         yield seen.setdefault
     except Exception:
-        PURCHASES.labels(code="server_error").inc()
+        _purchases_answered("server_error").inc()
         raise
     finally:
         PURCHASE_SECONDS.observe(time.perf_counter() - started)
-    PURCHASES.labels(code=purchase_outcome(seen["response"])).inc()
+    _purchases_answered(purchase_outcome(seen["response"])).inc()
+
+
+_PURCHASES_BY_CODE: dict = {}
+
+
+def _purchases_answered(code: str):
+    """PURCHASES' child for a code, looked up once (labels() validates and locks on every call)."""
+    child = _PURCHASES_BY_CODE.get(code)
+    if child is None:
+        child = _PURCHASES_BY_CODE[code] = PURCHASES.labels(code=code)
+    return child
 
 
 @contextlib.contextmanager

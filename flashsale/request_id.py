@@ -47,11 +47,11 @@ def request_id_middleware(get_response):
     return middleware
 
 
-def _forget_request_id(**kwargs) -> None:
+def forget_request_id(**kwargs) -> None:
     _current.set("-")
 
 
-request_finished.connect(_forget_request_id, dispatch_uid="flashsale.request_id.forget")
+request_finished.connect(forget_request_id, dispatch_uid="flashsale.request_id.forget")
 
 
 class RequestIdFilter(logging.Filter):

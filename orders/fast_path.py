@@ -40,8 +40,7 @@ import logging
 from http.client import responses
 
 from django.conf import settings
-from django.core import signals
-from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
@@ -49,7 +48,7 @@ from django.utils.log import log_response
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import JSONRenderer
 
-from flashsale import metrics
+from flashsale import metrics, request_cycle
 from flashsale.api_errors import SERVER_ERROR_DETAIL, describe, error_body
 from flashsale.authentication import TokenShopper, cached_token_columns
 from flashsale.error_codes import ErrorCode
@@ -97,14 +96,14 @@ class _Answer:
     Its headers are the body's own (type, length, Allow, Retry-After), the request id, and
     the dressing Django's SecurityMiddleware and XFrameOptionsMiddleware add, which depends
     only on the settings and on whether the request is secure (see `PurchaseFastPath._dressing`).
-    Closing it sends `request_finished`, as closing Django's own answers does.
+    Closing it ends the request cycle as closing Django's own answers does (flashsale.request_cycle).
     """
 
     __slots__ = ("status_code", "reason_phrase", "data", "content", "headers", "_has_been_logged")
 
     def __init__(self, status: int, body: dict, headers: dict | None = None):
         self.status_code, self.reason_phrase, self.data = status, responses[status], body
-        self.content = _renderer.render(body)
+        self.content = _rendered(body) if status >= 400 else _renderer.render(body)
         self.headers = [("Content-Type", "application/json"), ("Allow", ALLOW),
                         ("Content-Length", str(len(self.content))), *(headers or {}).items()]
         self._has_been_logged = False
@@ -113,7 +112,25 @@ class _Answer:
         yield self.content
 
     def close(self):
-        signals.request_finished.send(sender=WSGIHandler)
+        request_cycle.finished()
+
+
+_RENDERED_MAX = 256
+_rendered_refusals: dict[tuple, bytes] = {}
+
+
+def _rendered(body: dict) -> bytes:
+    """DRF's JSON for a refusal's body; a flat one (strings and numbers: `sold_out` a
+    thousand times over) is rendered once and reused."""
+    if not all(type(value) in (str, int) for value in body.values()):
+        return _renderer.render(body)
+    key = tuple(body.items())
+    content = _rendered_refusals.get(key)
+    if content is None:
+        if len(_rendered_refusals) >= _RENDERED_MAX:
+            _rendered_refusals.clear()
+        content = _rendered_refusals[key] = _renderer.render(body)
+    return content
 
 
 class PurchaseFastPath:
@@ -155,7 +172,7 @@ class PurchaseFastPath:
         request, user, product_id, quantity = plain
         if self.security.process_request(request) is not None:  # an HTTPS redirect: Django's answer
             return self.application(environ, start_response)
-        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        request_cycle.started(environ)
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         use_request_id(request_id)
         response = _answer(request, user, product_id, quantity, unlogged=self.unlogged)

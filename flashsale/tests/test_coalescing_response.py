@@ -10,7 +10,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http.parser import RequestParser
 
-from flashsale.gunicorn_worker import CoalescingResponse
+from flashsale.gunicorn_worker import CoalescingResponse, _send_whole, http_date
 
 
 class CountingSocket:
@@ -20,6 +20,10 @@ class CountingSocket:
     def sendall(self, data):
         self.sends += 1
         self.sock.sendall(data)
+
+    def send(self, data):
+        self.sends += 1
+        return self.sock.send(data)
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
@@ -92,3 +96,31 @@ def test_a_chunked_answer_keeps_its_framing():
     head, _, body = received.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
     assert body == b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+
+
+def test_an_answer_larger_than_the_socket_buffer_arrives_whole():
+    """The head and body go in one `send`; what the kernel did not take follows by sendall."""
+    import threading
+
+    body = bytes(range(256)) * 8192  # 2 MiB
+    server, client = socket.socketpair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    received = bytearray()
+    reader = threading.Thread(target=lambda: [received.extend(c) for c in iter(lambda: client.recv(65536), b"")])
+    with server, client:
+        reader.start()
+        _send_whole(server, b"HEAD\r\n\r\n" + body)
+        server.shutdown(socket.SHUT_WR)
+        reader.join(timeout=30)
+    assert bytes(received) == b"HEAD\r\n\r\n" + body
+
+
+def test_the_date_header_is_the_current_second_formatted_as_gunicorn_does():
+    import time
+    from email.utils import formatdate
+
+    before = int(time.time())
+    text = http_date()
+    after = int(time.time())
+    assert text in {formatdate(second, usegmt=True) for second in range(before, after + 1)}
+    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"

@@ -359,3 +359,23 @@ def test_a_refusal_is_logged_as_django_logs_it(apps, twins, no_rate_limits, capl
         lines.append([(r.name, r.levelname, r.getMessage(), getattr(r, "status_code", None))
                       for r in caplog.records if r.name == "django.request"])
     assert lines[0] == lines[1] == [("django.request", "WARNING", "Not Found: /api/orders/", 404)]
+
+
+def test_a_host_remembered_as_allowed_is_refused_once_allowed_hosts_change(apps, twins, settings):
+    """The fast path remembers each Host's verdict; a change of ALLOWED_HOSTS forgets them."""
+    fast, _django_only, inner = apps
+    _user, token, product = twins()[0]
+    call(fast, buy_body()(product), token=token, host="localhost")
+    assert inner.calls == 0  # allowed: answered here
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    status, _headers, _body = call(fast, buy_body()(product), token=token, host="localhost")
+    assert inner.calls == 1 and status.startswith("400")
+
+
+def test_a_refusal_rendered_once_is_the_same_bytes_as_drfs(apps, twins):
+    fast, django_only, _inner = apps
+    (_u1, fast_token, fast_product), (_u2, token, product) = twins(stock=0)
+    for _ in range(2):
+        fast_answer = call(fast, buy_body()(fast_product), token=fast_token)
+    assert fast_answer[2] == call(django_only, buy_body()(product), token=token)[2] == (
+        b'{"detail":"Sold out.","code":"sold_out"}')

@@ -18,6 +18,9 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from flashsale import metrics
@@ -379,3 +382,52 @@ def test_a_refusal_rendered_once_is_the_same_bytes_as_drfs(apps, twins):
         fast_answer = call(fast, buy_body()(fast_product), token=fast_token)
     assert fast_answer[2] == call(django_only, buy_body()(product), token=token)[2] == (
         b'{"detail":"Sold out.","code":"sold_out"}')
+
+
+# The plain body read without the JSON parser must be what the parser reads, or nothing.
+
+_JSON_SPACE = st.text(alphabet=" \t\n\r", max_size=2)
+_BODY_PIECES = st.one_of(
+    st.sampled_from(['"product_id"', '"quantity"', '"colour"', '"product_id" ', '"PRODUCT_ID"']),
+    st.sampled_from(["{", "}", ":", ",", "1", "0", "01", "-1", "1.0", "1e3", "true", "null", '"1"', "[1]"]),
+    st.integers(min_value=0, max_value=10**20).map(str),
+    _JSON_SPACE,
+    st.text(max_size=3),
+)
+
+
+def _parsed_or_none(raw: bytes):
+    from rest_framework.exceptions import ParseError
+
+    from flashsale.parsers import parse_json_body
+
+    try:
+        return parse_json_body(raw)
+    except ParseError:
+        return None
+
+
+@given(st.lists(_BODY_PIECES, max_size=12).map("".join))
+@hypothesis_settings(max_examples=2000, deadline=None)
+def test_the_plain_body_reader_agrees_with_the_parser_on_any_text(text):
+    from orders.fast_path import _plain_body
+
+    raw = text.encode()
+    plain = _plain_body(raw)
+    assert plain is None or plain == _parsed_or_none(raw)
+
+
+@given(st.dictionaries(st.sampled_from(["product_id", "quantity"]), st.integers(min_value=0, max_value=10**19 - 1),
+                       min_size=1), _JSON_SPACE, _JSON_SPACE, st.sampled_from([", ", ",", " ,\n"]))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_the_plain_body_reader_reads_every_plain_body(data, before, after, comma):
+    from orders.fast_path import _plain_body
+
+    raw = (before + "{" + comma.join(f'"{k}":{after}{v}' for k, v in data.items()) + "}" + after).encode()
+    assert _plain_body(raw) == data == _parsed_or_none(raw)
+
+
+def test_a_duplicate_key_is_left_to_the_parser():
+    from orders.fast_path import _plain_body
+
+    assert _plain_body(b'{"product_id": 1, "product_id": 2}') is None

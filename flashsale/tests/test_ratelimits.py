@@ -82,3 +82,62 @@ def test_redis_down_fails_open(purchase_request, settings):
     settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", "1/m"
     for _ in range(3):
         ratelimits.enforce_purchase_limits(purchase_request)  # no refusal: the database still guards stock
+
+
+def test_a_server_that_forgot_the_script_is_taught_it_again(purchase_request, settings):
+    """After a Redis restart (or SCRIPT FLUSH) EVALSHA answers NOSCRIPT: the count still happens, once."""
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", "60/m"
+    ratelimits.enforce_purchase_limits(purchase_request)
+    cache.client.get_client(write=True).script_flush()
+    ratelimits.enforce_purchase_limits(purchase_request)
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 2
+
+
+def test_a_connection_the_server_closed_is_dropped_and_the_next_purchase_counts(purchase_request, settings):
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", "60/m"
+    ratelimits.enforce_purchase_limits(purchase_request)
+    kept = ratelimits._connections.idle[-1]  # the next purchase's connection
+    cache.client.get_client(write=True).execute_command("CLIENT", "KILL", "ID", _client_id(kept))
+    ratelimits.enforce_purchase_limits(purchase_request)  # fails open at worst: never an error
+    ratelimits.enforce_purchase_limits(purchase_request)
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] >= 2
+    assert kept not in ratelimits._connections.idle
+
+
+def _client_id(connection) -> int:
+    connection.send_command("CLIENT", "ID")
+    return connection.read_response()
+
+
+def test_one_connection_serves_purchases_one_after_another(purchase_request, settings):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", "100/m"
+    ratelimits.enforce_purchase_limits(purchase_request)
+    kept = len(ratelimits._connections.idle)
+    for _ in range(20):
+        ratelimits.enforce_purchase_limits(purchase_request)
+    assert len(ratelimits._connections.idle) == kept >= 1
+
+
+def test_concurrent_purchases_are_each_counted_once(purchase_request, settings):
+    """Threads with their own connections: every count lands, none twice."""
+    import threading
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1000/m", "1000/m"
+    start = threading.Barrier(8)
+
+    def buy_ten():
+        start.wait()
+        for _ in range(10):
+            ratelimits.enforce_purchase_limits(purchase_request)
+
+    threads = [threading.Thread(target=buy_ten) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "1000/m")["count"] == 80
+    assert 1 <= len(ratelimits._connections.idle) <= 8 + 1  # at most one per thread, and one from before

@@ -276,8 +276,12 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
     renewing = sold_out.claim_refresh(product_id)  # one caller renews an entry about to end
     try:
         facts = None if renewing else sold_out.sold_out_facts(product_id)
+        noted = None if renewing or facts is not None else sold_out.on_sale_facts(product_id)
+        if facts is None and noted is None and not renewing:
+            sold_out.await_read_in_flight(product_id)  # a crowd's first buyers share one read
+            facts = sold_out.sold_out_facts(product_id)
+            noted = None if facts is not None else sold_out.on_sale_facts(product_id)
         if facts is None:
-            noted = None if renewing else sold_out.on_sale_facts(product_id)
             if noted is not None:
                 check_admission(waiting_room=noted["waiting_room"], product_id=product_id, user_id=user_id,
                                 admission_pass=admission_pass)
@@ -285,10 +289,11 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
                                   now=timezone.now())
                 return not noted["waiting_room"]
             seen = sold_out.generation()
-            facts = purchase_snapshot(product_id=product_id, user_id=user_id)
-            if facts is None:
-                raise ProductNotFound()
-            sold_out.remember(product_id, facts, seen_generation=seen)
+            with sold_out.reading(product_id):
+                facts = purchase_snapshot(product_id=product_id, user_id=user_id)
+                if facts is None:
+                    raise ProductNotFound()
+                sold_out.remember(product_id, facts, seen_generation=seen)
     finally:
         if renewing:
             sold_out.release_refresh(product_id)

@@ -36,10 +36,17 @@ the moment an entry ended read the row at once: a crowd of losers paid one read 
 twice a second per worker instead of one read between them. No answer ever uses facts
 older than MARK_SECONDS.
 
+When there is no entry, the first buyer of a crowd reads and the others arriving during
+that read wait for it (at most READ_WAIT_SECONDS) and use what it left: a sale's opening
+second, or the moment an entry ended without a renewal, costs one read per process, not
+one per buyer in flight. Products known to have a per-shopper limit are never waited for:
+each of their buyers needs a read of its own (what that shopper holds).
+
 Redis is not used: a per-process dict is a memory read, and Redis down cannot change
 any answer here.
 """
 
+import contextlib
 import threading
 import time
 
@@ -47,11 +54,14 @@ from django.db import transaction
 
 MARK_SECONDS = 0.5
 REFRESH_AHEAD_SECONDS = 0.1
+READ_WAIT_SECONDS = 1.0  # then the waiter reads for itself
 _MAX_MARKS = 10_000  # products; random ids cannot grow it without bound
 
 _marks: dict[int, tuple[float, dict]] = {}
 _generation = 0
 _refreshing: set[int] = set()  # products whose entry one caller is renewing
+_reads_in_flight: dict[int, threading.Event] = {}  # product -> set when its first read is done
+_limited_until: dict[int, float] = {}  # products read with a per-shopper limit: never waited for
 _guard = threading.Lock()
 
 
@@ -68,9 +78,12 @@ def mark_sold_out(product_id: int, facts: dict, *, seen_generation: int) -> None
 
 def remember(product_id: int, facts: dict, *, seen_generation: int) -> None:
     """What a pre-check read: a mark if the stock was 0, else an on-sale note (unlimited products only)."""
-    if facts["max_per_user"] is not None:
-        return
     now = time.monotonic()
+    if facts["max_per_user"] is not None:
+        if len(_limited_until) >= _MAX_MARKS:
+            _limited_until.clear()
+        _limited_until[product_id] = now + MARK_SECONDS
+        return
     with _guard:
         if _generation != seen_generation:
             return
@@ -126,6 +139,29 @@ def claim_refresh(product_id: int) -> bool:
 
 def release_refresh(product_id: int) -> None:
     _refreshing.discard(product_id)
+
+
+def await_read_in_flight(product_id: int) -> bool | None:
+    """If another caller in this process is reading this product's facts, wait for it to
+    finish (then look for the entry it left): True when it finished, False when the wait
+    ran out; None (at once) when there was nothing to wait for."""
+    event = _reads_in_flight.get(product_id)
+    if event is None or _limited_until.get(product_id, 0.0) > time.monotonic():
+        return None
+    return event.wait(READ_WAIT_SECONDS)
+
+
+@contextlib.contextmanager
+def reading(product_id: int):
+    """Around a read of the product's facts: callers of `await_read_in_flight` wait for it."""
+    event = threading.Event()
+    mine = _reads_in_flight.setdefault(product_id, event) is event
+    try:
+        yield
+    finally:
+        if mine:
+            del _reads_in_flight[product_id]
+            event.set()
 
 
 def clear_sold_out(product_id: int) -> None:

@@ -301,3 +301,99 @@ def test_only_one_of_many_threads_claims_a_renewal(make_product, make_user, monk
         thread.join()
     assert sorted(claims) == [False] * 7 + [True]
     sold_out.release_refresh(product.pk)
+
+
+# A crowd's first buyers share one read.
+
+
+def _slow_counted_snapshot(monkeypatch, seconds: float):
+    """The real snapshot read, counted, and held open `seconds` so that a crowd arrives during it."""
+    import time
+
+    from orders import services
+
+    reads, real = [], services.purchase_snapshot
+
+    def counted(**kwargs):
+        reads.append(kwargs)
+        time.sleep(seconds)
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "purchase_snapshot", counted)
+    return reads
+
+
+def _crowd(product_id: int, users: list) -> list:
+    import threading
+
+    from django.db import connection as thread_connection
+
+    start, outcomes = threading.Barrier(len(users)), []
+
+    def buy_one(user):
+        start.wait()
+        try:
+            purchase(user=user, product_id=product_id)
+            outcomes.append("bought")
+        except Exception as refusal:  # each outcome is asserted by the caller
+            outcomes.append(type(refusal).__name__)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=buy_one, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_buyers_arriving_during_the_first_read_use_it(make_product, make_user, monkeypatch):
+    product = make_product(stock=0)
+    users = [make_user() for _ in range(8)]
+    reads = _slow_counted_snapshot(monkeypatch, 0.3)
+    assert _crowd(product.pk, users) == ["SoldOut"] * 8
+    assert len(reads) == 1
+
+
+def test_buyers_of_a_product_with_a_limit_each_read_for_themselves(make_product, make_user, monkeypatch):
+    product = make_product(stock=0, max_per_user=2)
+    purchase_user = make_user()
+    with pytest.raises(SoldOut):
+        purchase(user=purchase_user, product_id=product.pk)  # learns that it has a limit
+    users = [make_user() for _ in range(4)]
+    reads = _slow_counted_snapshot(monkeypatch, 0.05)
+    assert _crowd(product.pk, users) == ["SoldOut"] * 4
+    assert sorted(read["user_id"] for read in reads) == sorted(user.pk for user in users)
+
+
+def test_a_failed_first_read_wakes_the_waiters_who_read_for_themselves(make_product, make_user, monkeypatch):
+    import time
+
+    from django.db import OperationalError
+
+    from orders import services
+
+    product = make_product(stock=0)
+    monkeypatch.setattr(sold_out, "READ_WAIT_SECONDS", 20)  # only the failed read's end wakes them early
+    reads, real = [], services.purchase_snapshot
+
+    def first_fails(**kwargs):
+        reads.append(kwargs)
+        if len(reads) == 1:
+            time.sleep(0.3)  # the crowd arrives meanwhile and waits
+            raise OperationalError("the server closed the connection")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "purchase_snapshot", first_fails)
+    waits, real_wait = [], sold_out.await_read_in_flight
+
+    def recorded_wait(product_id):
+        waits.append(real_wait(product_id))
+        return waits[-1]
+
+    monkeypatch.setattr(sold_out, "await_read_in_flight", recorded_wait)
+    outcomes = _crowd(product.pk, [make_user() for _ in range(6)])
+    assert sorted(outcomes) == ["OperationalError"] + ["SoldOut"] * 5
+    assert True in waits and False not in waits  # waiters were woken by the failed read's end
+    assert not sold_out._reads_in_flight

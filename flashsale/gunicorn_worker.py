@@ -49,6 +49,8 @@ from gunicorn.workers.ggevent import GeventWorker
 REQUEST_HEAD_TIMEOUT = float(os.environ.get("REQUEST_HEAD_TIMEOUT", "10"))
 # Enough of a request's first bytes to read its target from.
 _HEAD_SAMPLE = 8192
+_MAX_PEERS = 10_000  # client addresses whose forwarding verdict is remembered; emptied when full
+_trusted_peers: dict[tuple[int, str], bool] = {}
 
 
 class RequestHeadTimeout(Exception):
@@ -69,6 +71,21 @@ class ShopRequest(Request):
         except BaseException as exc:
             exc.head_seen = bytes(self.head_seen)
             raise
+
+    def _peer_is_trusted_proxy(self):
+        """gunicorn's verdict on the peer (may it set forwarding headers?), remembered per
+        address: gunicorn parses the address with `ipaddress` for every request, ~3 % of a
+        sold-out answer's CPU. The verdict depends only on the address and the settings."""
+        if not isinstance(self.peer_addr, tuple):
+            return super()._peer_is_trusted_proxy()
+        key = (id(self.cfg), self.peer_addr[0])
+        trusted = _trusted_peers.get(key)
+        if trusted is None:
+            trusted = super()._peer_is_trusted_proxy()
+            if len(_trusted_peers) >= _MAX_PEERS:
+                _trusted_peers.clear()
+            _trusted_peers[key] = trusted
+        return trusted
 
     def read_into(self, unreader, buf, stop=False):
         before = len(buf)

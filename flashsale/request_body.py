@@ -93,6 +93,8 @@ class RequestBodyGate:
             if expected > self.max_bytes:
                 raise too_large  # refused before a byte of it is read
         stream = environ["wsgi.input"]
+        if expected is not None and _already_received(stream) >= expected:
+            return stream.read(expected)  # in memory already: nothing to wait for, no deadline to keep
         wanted = self.max_bytes + 1 if expected is None else expected
         parts, received = [], 0
         try:
@@ -117,6 +119,16 @@ class RequestBodyGate:
             raise BodyRefused("400 Bad Request",
                               f"The body ended after {received} of the {expected} bytes Content-Length announced.")
         return b"".join(parts)
+
+
+def _already_received(stream) -> int:
+    """How many bytes of a Content-Length body gunicorn already holds in memory (it reads
+    the first segment whole, so a small body has usually arrived with its head); 0 when
+    this is not gunicorn's body reader (then the body is read under the deadline)."""
+    buffer = getattr(getattr(getattr(stream, "reader", None), "unreader", None), "buf", None)
+    if not isinstance(buffer, io.BytesIO) or type(stream.reader).__name__ != "LengthReader":
+        return 0
+    return buffer.getbuffer().nbytes
 
 
 class _deadline:

@@ -115,3 +115,30 @@ def test_expected_sale_refusals_are_not_logged_but_other_errors_are(client, sett
     finally:
         request_logger.removeHandler(handler)
     assert [r.status_code for r in seen if hasattr(r, "status_code")] == [404]
+
+
+def test_each_forked_process_writes_its_own_metrics_file(tmp_path):
+    """The pid the multiprocess values use is remembered, and renewed in every forked child."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import os, sys
+from flashsale import metrics
+metrics._purchases_answered("created").inc()
+child = os.fork()
+if child == 0:
+    metrics._purchases_answered("created").inc()
+    os._exit(0 if metrics._this_process() == os.getpid() else 1)
+_, status = os.waitpid(child, 0)
+assert status == 0 and metrics._this_process() == os.getpid()
+print(os.getpid(), child)
+"""
+    done = subprocess.run([sys.executable, "-c", script], env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+                                                             "PATH": "/usr/bin:/bin"},
+                          cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    parent, child = done.stdout.split()
+    assert {path.name for path in tmp_path.iterdir()} >= {f"counter_{parent}.db", f"counter_{child}.db"}

@@ -118,7 +118,8 @@ def test_expected_sale_refusals_are_not_logged_but_other_errors_are(client, sett
 
 
 def test_each_forked_process_writes_its_own_metrics_file(tmp_path):
-    """The pid the multiprocess values use is remembered, and renewed in every forked child."""
+    """The pid the multiprocess values use is remembered, and renewed in every forked child;
+    the request ids' generator is reseeded there too."""
     import subprocess
     import sys
     from pathlib import Path
@@ -126,13 +127,17 @@ def test_each_forked_process_writes_its_own_metrics_file(tmp_path):
     script = """
 import os, sys
 from flashsale import metrics
+from flashsale.request_id import request_id_for
 metrics._purchases_answered("created").inc()
+read, write = os.pipe()
 child = os.fork()
 if child == 0:
     metrics._purchases_answered("created").inc()
+    os.write(write, request_id_for("").encode())
     os._exit(0 if metrics._this_process() == os.getpid() else 1)
 _, status = os.waitpid(child, 0)
 assert status == 0 and metrics._this_process() == os.getpid()
+assert os.read(read, 64).decode() != request_id_for("")  # fresh ids differ across forked workers
 print(os.getpid(), child)
 """
     done = subprocess.run([sys.executable, "-c", script], env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path),

@@ -28,7 +28,8 @@ from django.core.management import call_command, get_commands
 from stress import bench_report
 from stress.bench_cpu import cpu_meter, per_answer_ms
 from stress.bench_pgbench import run_pgbench
-from stress.load import answer_code, run_load
+from stress.http1 import prepare
+from stress.load import loopback_address, run_load
 from stress.scenario import Sale, buy, close_sale, fire_purchases, prepare_sale, read_back, verdict
 from stress.stack import Server, free_port, serving, stop_session, wait_until_answering
 
@@ -83,20 +84,17 @@ def hot_purchases(server: Server, sale: Sale, clients: int) -> dict:
 
 
 def reads(server: Server, product_id: int, clients: int) -> dict:
-    url = f"{server.url}/api/products/{product_id}/stock/"
-
-    async def send(session, _index):
-        async with session.get(url) as response:
-            return await answer_code(response)
-
+    host, port = loopback_address(server.url)
+    request = prepare("GET", f"/api/products/{product_id}/stock/", host=f"{host}:{port}")
     with cpu_meter(server.pid) as cpu:
-        tally = asyncio.run(run_load(send, concurrency=clients, duration=SECONDS))
+        tally = asyncio.run(run_load(lambda _index: request, base_url=server.url, concurrency=clients,
+                                     duration=SECONDS))
     return summarise(tally, ok_status=200, cpu=cpu)
 
 
 def sold_out_answers(server: Server, sale: Sale, clients: int) -> dict:
     with cpu_meter(server.pid) as cpu:
-        tally = asyncio.run(run_load(buy(server.url, sale), concurrency=clients, duration=SECONDS))
+        tally = asyncio.run(run_load(buy(server.url, sale), base_url=server.url, concurrency=clients, duration=SECONDS))
     return summarise(tally, ok_status=409, cpu=cpu)
 
 
@@ -142,7 +140,7 @@ def stats_at_scale(out: Path) -> dict:
 
 def warm_up(server: Server, sale: Sale) -> None:
     """Every worker imports, connects and fills its pool before anything is measured."""
-    asyncio.run(run_load(buy(server.url, sale), concurrency=16, total=400))
+    asyncio.run(run_load(buy(server.url, sale), base_url=server.url, concurrency=16, total=400))
 
 
 def run(out: Path, say=print) -> dict:

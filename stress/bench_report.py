@@ -86,8 +86,9 @@ def markdown(r: dict) -> str:
         f"Written by `make bench` on {m['cores']} cores ({m['platform']}, Python {m['python']}), gunicorn "
         f"{g['workers']} × {g['worker_class']} workers ({g['threads']} thread(s), {g['worker_connections']} "
         f"connections, keep-alive {g['keepalive']} s, database pool up to {g['db_pool_max_size']} per worker), "
-        f"embedded PostgreSQL and Redis, rate limits off unless said; the load generator (aiohttp, keep-alive) "
-        f"shares the same cores. Each load ran {r['seconds_per_load']:g} s, {r['repeats']} times interleaved "
+        f"embedded PostgreSQL and Redis, rate limits off unless said; the load generator (stress.http1: "
+        f"prepared requests, one keep-alive connection per client) shares the same cores. "
+        f"Each load ran {r['seconds_per_load']:g} s, {r['repeats']} times interleaved "
         f"with the loads it is compared with; the table gives medians. Load average at the start: "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}.",
         "",

@@ -2,7 +2,9 @@
 
 `run_load` drives any request (a purchase, a stock read) either as a burst of a fixed
 number of requests or as a sustained stream for a duration, at a bounded concurrency,
-and tallies answers by status and error code with each request's latency.
+and tallies answers by status and error code with each request's latency. Each of the
+`concurrency` clients holds one keep-alive connection (stress.http1, opened again when
+the server closes it) and sends its requests on it one after the other.
 """
 
 from __future__ import annotations
@@ -13,21 +15,29 @@ import math
 import resource
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import aiohttp
+from stress.http1 import Answer, ClientConnection, ProtocolError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 TRANSPORT_ERROR = 0  # "status" of a request that got no HTTP answer at all
 
-# One request: given the session and the request's sequence number, return (status, code).
-Send = Callable[[aiohttp.ClientSession, int], Awaitable[tuple[int, str]]]
+# One request: given its sequence number, the request's bytes (stress.http1.prepare).
+Send = Callable[[int], bytes]
 
 
 class NotLoopback(ValueError):
     pass
+
+
+def loopback_address(url: str) -> tuple[str, int]:
+    """(host, port) of a loopback base URL, for opening connections to it."""
+    parts = urlsplit(loopback_base_url(url))
+    if parts.scheme != "http":
+        raise NotLoopback(f"{url!r}: the load engine speaks plain HTTP only")
+    return parts.hostname, parts.port or 80
 
 
 def loopback_base_url(url: str) -> str:
@@ -86,63 +96,74 @@ def raise_open_files_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def answer_code(response: aiohttp.ClientResponse) -> tuple[int, str]:
-    """(status, the contract's error code or 'ok'); the body is always read so the connection is freed."""
-    body = await response.read()
-    if response.status < 400:
-        return response.status, "ok"
+def answer_code(answer: Answer) -> tuple[int, str]:
+    """(status, the contract's error code or 'ok')."""
+    if answer.status < 400:
+        return answer.status, "ok"
     try:
-        return response.status, str(json.loads(body).get("code", "?"))
+        return answer.status, str(json.loads(answer.body).get("code", "?"))
     except (ValueError, AttributeError):
-        return response.status, "non_json"
+        return answer.status, "non_json"
 
 
-async def run_load(send: Send, *, concurrency: int, total: int | None = None, duration: float | None = None,
-                   on_progress: Callable[[Tally], None] | None = None, timeout: float = 60.0) -> Tally:
+async def run_load(send: Send, *, base_url: str, concurrency: int, total: int | None = None,
+                   duration: float | None = None, on_progress: Callable[[Tally], None] | None = None,
+                   timeout: float = 60.0) -> Tally:
     """Run `total` requests (burst) or keep them coming for `duration` seconds (sustained)."""
     if (total is None) == (duration is None):
         raise ValueError("give exactly one of total (burst) or duration (sustained)")
+    host, port = loopback_address(base_url)
     raise_open_files_limit(concurrency + 512)
     tally = Tally()
     next_index = 0
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=None)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    clock = time.perf_counter
 
-    async def one(session: aiohttp.ClientSession, index: int) -> None:
+    async def one(connection: ClientConnection | None, index: int) -> ClientConnection | None:
         tally.in_flight += 1
-        began = time.perf_counter()
+        began = clock()
         try:
-            status, code = await send(session, index)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if connection is None or not connection.usable:
+                connection = await asyncio.wait_for(ClientConnection.open(host, port), timeout)
+            status, code = answer_code(await connection.exchange(send(index), timeout=timeout))
+        except (TimeoutError, ProtocolError, OSError) as exc:
             status, code = TRANSPORT_ERROR, type(exc).__name__
+            if connection is not None:
+                connection.close()
+            connection = None
         else:
-            tally.latencies.append(time.perf_counter() - began)
+            tally.latencies.append(clock() - began)
         tally.in_flight -= 1
         tally.answers[(status, code)] += 1
+        return connection
 
-    async def worker(session: aiohttp.ClientSession, deadline: float | None) -> None:
+    async def worker(deadline: float | None) -> None:
         nonlocal next_index
-        while True:
-            if deadline is not None and time.perf_counter() >= deadline:
-                return
-            if total is not None and next_index >= total:
-                return
-            index, next_index = next_index, next_index + 1
-            await one(session, index)
+        connection = None
+        try:
+            while True:
+                if deadline is not None and clock() >= deadline:
+                    return
+                if total is not None and next_index >= total:
+                    return
+                index, next_index = next_index, next_index + 1
+                connection = await one(connection, index)
+        finally:
+            if connection is not None:
+                connection.close()
 
     async def report() -> None:
         while True:
             await asyncio.sleep(0.2)
             on_progress(tally)
 
-    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-        reporter = asyncio.create_task(report()) if on_progress else None
-        tally.started = time.perf_counter()
-        deadline = tally.started + duration if duration is not None else None
-        workers = concurrency if total is None else min(concurrency, total)
-        await asyncio.gather(*(worker(session, deadline) for _ in range(workers)))
-        tally.finished = time.perf_counter()
-        if reporter:
-            reporter.cancel()
-            on_progress(tally)
+    reporter = asyncio.create_task(report()) if on_progress else None
+    tally.started = clock()
+    deadline = tally.started + duration if duration is not None else None
+    workers = concurrency if total is None else min(concurrency, total)
+    await asyncio.gather(*(worker(deadline) for _ in range(workers)))
+    tally.finished = clock()
+    if reporter:
+        reporter.cancel()
+        on_progress(tally)
+    await asyncio.sleep(0)  # let the closed transports finish closing inside this loop
     return tally

@@ -8,12 +8,12 @@ an outside client would see.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-import aiohttp
 import httpx
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -22,7 +22,8 @@ from rest_framework.authtoken.models import Token
 from products.models import Product
 from products.services import create_product, update_product
 from shoppers.services import create_shoppers
-from stress.load import Tally, answer_code, run_load
+from stress.http1 import prepare
+from stress.load import Tally, loopback_address, run_load
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,19 @@ def prepare_sale(*, buyers: int, stock: int, same_user: bool = False, on_progres
 
 def buy(base_url: str, sale: Sale, *, quantity: int = 1):
     """The Send function of one purchase per request; request i is made by buyer i (cycling)."""
-    url = f"{base_url}/api/orders/"
-    body = {"product_id": sale.product_id, "quantity": quantity}
-    headers = [{"Authorization": f"Token {token}"} for token in sale.tokens]
-
-    async def send(session: aiohttp.ClientSession, index: int) -> tuple[int, str]:
-        async with session.post(url, json=body, headers=headers[index % len(headers)]) as response:
-            return await answer_code(response)
-
-    return send
+    host, port = loopback_address(base_url)
+    body = json.dumps({"product_id": sale.product_id, "quantity": quantity}).encode()
+    requests = [prepare("POST", "/api/orders/", host=f"{host}:{port}", body=body,
+                        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+                for token in sale.tokens]
+    return lambda index: requests[index % len(requests)]
 
 
 def fire_purchases(base_url: str, sale: Sale, *, concurrency: int, quantity: int = 1,
                    duration: float | None = None, on_progress=None) -> Tally:
     """Burst: every buyer once; sustained (`duration`): buyers again and again until time is up."""
     total = None if duration is not None else len(sale.tokens)
-    return asyncio.run(run_load(buy(base_url, sale, quantity=quantity), concurrency=concurrency,
+    return asyncio.run(run_load(buy(base_url, sale, quantity=quantity), base_url=base_url, concurrency=concurrency,
                                 total=total, duration=duration, on_progress=on_progress))
 
 

@@ -29,7 +29,8 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
     from orders.services import create_shoppers
     from products.services import create_product, update_product
-    from stress.load import answer_code, run_load
+    from stress.http1 import prepare
+    from stress.load import loopback_address, run_load
 
     run = f"wr-bench-{int(time.time() * 1000):x}"
     now = timezone.now()
@@ -56,16 +57,15 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
             return await asyncio.gather(*(join(token) for token in tokens))
 
+    host, port = loopback_address(base_url)
+
     def send_for(product_id, passes):
-        headers = [{"Authorization": f"Token {token}", **({"Admission-Pass": p} if p else {})}
-                   for token, p in zip(tokens, passes, strict=False)]
-
-        async def send(session, index):
-            async with session.post(f"{base_url}/api/orders/", json={"product_id": product_id},
-                                    headers=headers[index % len(headers)]) as response:
-                return await answer_code(response)
-
-        return send
+        body = json.dumps({"product_id": product_id}).encode()
+        requests = [prepare("POST", "/api/orders/", host=f"{host}:{port}", body=body,
+                            headers={"Authorization": f"Token {token}", "Content-Type": "application/json",
+                                     **({"Admission-Pass": p} if p else {})})
+                    for token, p in zip(tokens, passes, strict=False)]
+        return lambda index: requests[index % len(requests)]
 
     plain_id = product("plain", False)
     results = {"plain": [], "waiting_room": []}
@@ -73,7 +73,8 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
         wr_id = product(f"waiting room {round_number}", True)
         passes = asyncio.run(collect_passes(wr_id))
         for name, product_id, run_passes in (("plain", plain_id, [None] * buyers), ("waiting_room", wr_id, passes)):
-            tally = asyncio.run(run_load(send_for(product_id, run_passes), concurrency=concurrency, total=requests))
+            tally = asyncio.run(run_load(send_for(product_id, run_passes), base_url=base_url,
+                                         concurrency=concurrency, total=requests))
             assert tally.count(status=201) == requests, tally.summary()
             results[name].append({"per_s": tally.done / tally.wall, "p50_ms": tally.percentile(50) * 1000,
                                   "p99_ms": tally.percentile(99) * 1000})

@@ -15,6 +15,22 @@ def test_medians_of_the_repeats():
     assert (summary["per_s"], summary["p99_ms"], summary["cpu_ms_per_answer"]["app"]) == (200, 40, 2.0)
 
 
+def burst_run(wall, *, oversold=0, server_errors=0, passed=True):
+    return {"wall_s": wall, "in_flight": 500, "p50_ms": wall * 100, "p99_ms": wall * 900, "sold": 100,
+            "oversold": oversold, "server_errors": server_errors, "passed": passed, "answers": {"201 ok": 100},
+            "cpu_ms_per_answer": {"app": wall}, "cores_busy": 1.8}
+
+
+def test_the_burst_is_the_median_run_and_its_guarantees_the_worst_run():
+    clean = bench_report.burst_of([burst_run(0.7), burst_run(0.5), burst_run(0.6)])
+    assert (clean["wall_s"], clean["walls_s"], clean["cpu_ms_per_answer"]) == (0.6, [0.5, 0.6, 0.7], {"app": 0.6})
+    assert clean["passed"] and clean["oversold"] == 0
+    one_bad = bench_report.burst_of([burst_run(0.5), burst_run(0.9, oversold=2, server_errors=3, passed=False),
+                                     burst_run(0.6)])
+    assert (one_bad["oversold"], one_bad["server_errors"], one_bad["passed"]) == (2, 3, False)
+    assert "FAIL in at least one run" in bench_report.markdown({**results(), "burst": one_bad})
+
+
 def test_cpu_of_a_process_tree_is_counted():
     sum(range(2_000_000))
     assert bench_cpu.tree_cpu_seconds(os.getpid()) > 0

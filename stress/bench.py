@@ -29,7 +29,7 @@ from stress import bench_report
 from stress.bench_cpu import cpu_meter, per_answer_ms
 from stress.bench_pgbench import run_pgbench
 from stress.http1 import prepare
-from stress.load import loopback_address, run_load
+from stress.load import loopback_target, run_load
 from stress.scenario import Sale, buy, close_sale, fire_purchases, prepare_sale, read_back, verdict
 from stress.stack import Server, free_port, serving, stop_session, wait_until_answering
 
@@ -84,8 +84,8 @@ def hot_purchases(server: Server, sale: Sale, clients: int) -> dict:
 
 
 def reads(server: Server, product_id: int, clients: int) -> dict:
-    host, port = loopback_address(server.url)
-    request = prepare("GET", f"/api/products/{product_id}/stock/", host=f"{host}:{port}")
+    target = loopback_target(server.url)
+    request = prepare("GET", f"/api/products/{product_id}/stock/", host=target.host_header)
     with cpu_meter(server.pid) as cpu:
         tally = asyncio.run(run_load(lambda _index: request, base_url=server.url, concurrency=clients,
                                      duration=SECONDS))

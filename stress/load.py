@@ -32,20 +32,25 @@ class NotLoopback(ValueError):
     pass
 
 
-def loopback_address(url: str) -> tuple[str, int]:
-    """(host, port) of a loopback base URL, for opening connections to it."""
+@dataclass(frozen=True)
+class Target:
+    host: str  # what to connect to
+    port: int
+    host_header: str  # what the requests' Host header says ("[::1]:8000" for IPv6)
+
+
+def loopback_target(url: str) -> Target:
+    """Where a loopback base URL's requests go, and the Host they name."""
     parts = urlsplit(loopback_base_url(url))
-    if parts.scheme != "http":
-        raise NotLoopback(f"{url!r}: the load engine speaks plain HTTP only")
-    return parts.hostname, parts.port or 80
+    return Target(host=parts.hostname, port=parts.port or 80, host_header=parts.netloc.rpartition("@")[2])
 
 
 def loopback_base_url(url: str) -> str:
     """The URL without a trailing slash, if it points at this machine; load is never aimed elsewhere."""
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or parts.hostname not in LOOPBACK_HOSTS:
-        raise NotLoopback(f"{url!r} is not an http(s) URL on 127.0.0.1, localhost or [::1]; "
-                          "this tool only loads this machine.")
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS:
+        raise NotLoopback(f"{url!r} is not an http URL on 127.0.0.1, localhost or [::1]; "
+                          "this tool only loads this machine, over plain HTTP.")
     return url.rstrip("/")
 
 
@@ -112,7 +117,7 @@ async def run_load(send: Send, *, base_url: str, concurrency: int, total: int | 
     """Run `total` requests (burst) or keep them coming for `duration` seconds (sustained)."""
     if (total is None) == (duration is None):
         raise ValueError("give exactly one of total (burst) or duration (sustained)")
-    host, port = loopback_address(base_url)
+    target = loopback_target(base_url)
     raise_open_files_limit(concurrency + 512)
     tally = Tally()
     next_index = 0
@@ -123,7 +128,7 @@ async def run_load(send: Send, *, base_url: str, concurrency: int, total: int | 
         began = clock()
         try:
             if connection is None or not connection.usable:
-                connection = await asyncio.wait_for(ClientConnection.open(host, port), timeout)
+                connection = await asyncio.wait_for(ClientConnection.open(target.host, target.port), timeout)
             status, code = answer_code(await connection.exchange(send(index), timeout=timeout))
         except (TimeoutError, ProtocolError, OSError) as exc:
             status, code = TRANSPORT_ERROR, type(exc).__name__

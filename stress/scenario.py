@@ -23,7 +23,7 @@ from products.models import Product
 from products.services import create_product, update_product
 from shoppers.services import create_shoppers
 from stress.http1 import prepare
-from stress.load import Tally, loopback_address, run_load
+from stress.load import Tally, loopback_target, run_load
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ def prepare_sale(*, buyers: int, stock: int, same_user: bool = False, on_progres
 
 def buy(base_url: str, sale: Sale, *, quantity: int = 1):
     """The Send function of one purchase per request; request i is made by buyer i (cycling)."""
-    host, port = loopback_address(base_url)
+    target = loopback_target(base_url)
     body = json.dumps({"product_id": sale.product_id, "quantity": quantity}).encode()
-    requests = [prepare("POST", "/api/orders/", host=f"{host}:{port}", body=body,
+    requests = [prepare("POST", "/api/orders/", host=target.host_header, body=body,
                         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
                 for token in sale.tokens]
     return lambda index: requests[index % len(requests)]

@@ -30,7 +30,7 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
     from orders.services import create_shoppers
     from products.services import create_product, update_product
     from stress.http1 import prepare
-    from stress.load import loopback_address, run_load
+    from stress.load import loopback_target, run_load
 
     run = f"wr-bench-{int(time.time() * 1000):x}"
     now = timezone.now()
@@ -57,11 +57,11 @@ def _purchase_runs(base_url: str, *, buyers: int, requests: int, concurrency: in
 
             return await asyncio.gather(*(join(token) for token in tokens))
 
-    host, port = loopback_address(base_url)
+    target = loopback_target(base_url)
 
     def send_for(product_id, passes):
         body = json.dumps({"product_id": product_id}).encode()
-        requests = [prepare("POST", "/api/orders/", host=f"{host}:{port}", body=body,
+        requests = [prepare("POST", "/api/orders/", host=target.host_header, body=body,
                             headers={"Authorization": f"Token {token}", "Content-Type": "application/json",
                                      **({"Admission-Pass": p} if p else {})})
                     for token, p in zip(tokens, passes, strict=False)]

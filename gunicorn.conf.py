@@ -2,8 +2,10 @@
 
 gevent workers, one per core (at least 2; 2 on the 2-core machine), 1000 connections each,
 keep-alive 5 s, each worker sharing a psycopg pool of at most 4 connections
-(flashsale.postgres: a request waits out a burst for one, not an outage). Environment:
-WEB_CONCURRENCY, GUNICORN_WORKER_CLASS (default: flashsale.gunicorn_worker.ShopGeventWorker,
+(flashsale.postgres: a request waits out a burst for one, not an outage), connections
+spread evenly over the workers (flashsale.accept_balance, through the hooks below: one
+worker could otherwise be handed a whole crowd of keep-alive clients). Environment:
+WEB_CONCURRENCY, ACCEPT_BALANCE, GUNICORN_WORKER_CLASS (default: flashsale.gunicorn_worker.ShopGeventWorker,
 gevent with the HTTP-edge deadlines), GUNICORN_WORKER_CONNECTIONS, GUNICORN_THREADS
 (gthread), DB_POOL_MAX_SIZE.
 Record: docs/decisions/serving-tier.md.
@@ -110,12 +112,29 @@ def on_starting(server):
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.unlink(os.path.join(folder, name))
+    # The workers' shared connection counts (flashsale.accept_balance), made before any fork.
+    if worker_class.endswith("ShopGeventWorker"):
+        from flashsale import accept_balance
+
+        if accept_balance.enabled():
+            server.accept_table = accept_balance.Table()
+
+
+def pre_fork(server, worker):
+    # A slot of the shared counts no live worker holds, handed to the worker about to be forked.
+    table = getattr(server, "accept_table", None)
+    if table is not None:
+        worker.accept_table = table
+        worker.accept_slot = table.assign({getattr(w, "accept_slot", -1) for w in server.WORKERS.values()})
 
 
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    table = getattr(server, "accept_table", None)
+    if table is not None and hasattr(worker, "accept_slot"):
+        table.release(worker.accept_slot)  # its last count must not make the others step back
 
 
 def post_worker_init(worker):

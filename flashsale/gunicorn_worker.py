@@ -44,7 +44,10 @@ from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.http.parser import RequestParser
+from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
+
+from flashsale.accept_balance import Balance, BalancedStreamServer
 
 REQUEST_HEAD_TIMEOUT = float(os.environ.get("REQUEST_HEAD_TIMEOUT", "10"))
 # Enough of a request's first bytes to read its target from.
@@ -220,9 +223,28 @@ class ShopGeventWorker(GeventWorker):
         # and its default_headers() asks util.http_date() for each one's Date.
         wsgi.Response = CoalescingResponse
         util.http_date = http_date
+        self.balance = None
+        table = getattr(self, "accept_table", None)  # made by gunicorn.conf.py's hooks in the master
+        if table is not None:
+            # GeventWorker.run builds its servers by this module-level name; this process only.
+            self.balance = BalancedStreamServer.balance = Balance(table, self.accept_slot,
+                                                                  full_at=self.worker_connections)
+            ggevent.StreamServer = BalancedStreamServer
         super().init_process()
 
+    def notify(self):
+        super().notify()
+        if self.balance is not None:
+            self.balance.beat()
+
     def handle(self, listener, client, addr):
+        try:
+            self._handle(listener, client, addr)
+        finally:
+            if self.balance is not None:
+                self.balance.closed()
+
+    def _handle(self, listener, client, addr):
         if self.cfg.is_ssl:
             return super().handle(listener, client, addr)
         client.setblocking(1)

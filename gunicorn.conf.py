@@ -125,7 +125,9 @@ def pre_fork(server, worker):
     table = getattr(server, "accept_table", None)
     if table is not None:
         worker.accept_table = table
-        worker.accept_slot = table.assign({getattr(w, "accept_slot", -1) for w in server.WORKERS.values()})
+        worker.accept_slot = table.assign({getattr(w, "accept_slot", None) for w in server.WORKERS.values()})
+        if worker.accept_slot is None:
+            server.log.warning("accept balance: no free slot, this worker accepts unbalanced")
 
 
 def child_exit(server, worker):
@@ -133,7 +135,7 @@ def child_exit(server, worker):
 
     multiprocess.mark_process_dead(worker.pid)
     table = getattr(server, "accept_table", None)
-    if table is not None and hasattr(worker, "accept_slot"):
+    if table is not None and getattr(worker, "accept_slot", None) is not None:
         table.release(worker.accept_slot)  # its last count must not make the others step back
 
 

@@ -13,10 +13,14 @@ workers (anonymous shared memory made by the master before it forks them), and b
 accept a worker that holds more than `SLACK` connections over the least-loaded live
 worker steps back for `PAUSE_SECONDS`, leaving the connection to the others, who were
 woken by the same readiness. It never steps back more than `MAX_PAUSES` times in a row,
-so a connection waits at most ~20 ms even when the others cannot take it; a worker whose
-heartbeat is older than `STALE_SECONDS` (stuck, stopping, gone) is not counted, nor is a
-full one (it does not accept). Off with ACCEPT_BALANCE=0, or when gunicorn.conf.py's
-hooks did not make the table (a worker then accepts as gunicorn's does).
+so a connection waits at most ~20 ms even when the others cannot take it (less when a
+connection of its own closes meanwhile: gevent then starts accepting again). Only workers
+that are accepting are counted: a slot is claimed when the worker's server starts and
+given up when it closes (a draining worker), and one whose heartbeat is older than
+`STALE_SECONDS` (stuck) is skipped, as is a full one (it does not accept). Off with
+ACCEPT_BALANCE=0, with one worker, with `reuse_port` (each worker then has its own
+queue), or when gunicorn.conf.py's hooks did not make the table (a worker then accepts as
+gunicorn's does).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ PAUSE_SECONDS = 0.002
 MAX_PAUSES = 10
 STALE_SECONDS = 3.0
 SLOTS = 256
-_FIELDS = 3  # pid, connections held, heartbeat (ms of the system-wide monotonic clock)
+_FIELDS = 3  # per slot: pid, connections held, heartbeat (ms of the system-wide monotonic clock)
 PID, HELD, HEARTBEAT = range(_FIELDS)
 
 
@@ -41,26 +45,29 @@ def enabled() -> bool:
 
 
 class Table:
-    """The workers' shared counts: a row per worker slot, written only by its worker
-    (and by the master when it hands the slot to a new worker)."""
+    """The workers' shared counts: a row per worker slot, written only by its worker (and by
+    the master when it hands the slot out or takes it back); cell 0 holds how many rows have
+    ever been handed out, so a lookup reads only those."""
 
     def __init__(self, slots: int = SLOTS):
         self.slots = slots
-        self._memory = mmap.mmap(-1, slots * _FIELDS * 8)  # MAP_SHARED: children see each other's writes
+        self._memory = mmap.mmap(-1, (1 + slots * _FIELDS) * 8)  # MAP_SHARED: children see each other's writes
         self._cells = memoryview(self._memory).cast("q")
 
     # the master's side
 
-    def assign(self, live_slots: set[int]) -> int:
-        """A free slot for the worker about to be forked (none of `live_slots`), cleared."""
+    def assign(self, live_slots: set[int]) -> int | None:
+        """A free slot for the worker about to be forked (none of `live_slots`), cleared; None
+        when every slot is taken (that worker then accepts as gunicorn's do)."""
         for slot in range(self.slots):
             if slot not in live_slots:
-                self._write(slot, pid=0, held=0, heartbeat=_now_ms())
+                self.release(slot)
+                self._cells[0] = max(self._cells[0], slot + 1)
                 return slot
-        raise RuntimeError("no free accept-balance slot")
+        return None
 
     def release(self, slot: int) -> None:
-        """The slot of a worker that has exited: no longer counted by the others."""
+        """Not counted by the others: a slot handed out but not yet accepting, or given up."""
         self._write(slot, pid=0, held=0, heartbeat=0)
 
     # a worker's side
@@ -69,19 +76,20 @@ class Table:
         self._write(slot, pid=pid, held=0, heartbeat=_now_ms())
 
     def set_held(self, slot: int, held: int) -> None:
-        base = slot * _FIELDS
-        self._cells[base + HELD] = held
-        self._cells[base + HEARTBEAT] = _now_ms()
+        self._cells[1 + slot * _FIELDS + HELD] = held
 
     def beat(self, slot: int) -> None:
-        self._cells[slot * _FIELDS + HEARTBEAT] = _now_ms()
+        self._cells[1 + slot * _FIELDS + HEARTBEAT] = _now_ms()
+
+    def held(self, slot: int) -> int:
+        return self._cells[1 + slot * _FIELDS + HELD]
 
     def least_held_elsewhere(self, slot: int, *, full_at: int) -> int | None:
         """The fewest connections a live, not full, other worker holds; None if there is none."""
         cells, fresh_after = self._cells, _now_ms() - int(STALE_SECONDS * 1000)
         least = None
-        for other in range(self.slots):
-            base = other * _FIELDS
+        for other in range(cells[0]):
+            base = 1 + other * _FIELDS
             if other == slot or cells[base + PID] == 0 or cells[base + HEARTBEAT] < fresh_after:
                 continue
             held = cells[base + HELD]
@@ -90,8 +98,10 @@ class Table:
         return least
 
     def _write(self, slot: int, *, pid: int, held: int, heartbeat: int) -> None:
-        base = slot * _FIELDS
-        self._cells[base + PID], self._cells[base + HELD], self._cells[base + HEARTBEAT] = pid, held, heartbeat
+        base = 1 + slot * _FIELDS
+        self._cells[base + PID] = 0  # never a live pid beside another worker's numbers
+        self._cells[base + HELD], self._cells[base + HEARTBEAT] = held, heartbeat
+        self._cells[base + PID] = pid
 
 
 def _now_ms() -> int:
@@ -99,13 +109,25 @@ def _now_ms() -> int:
 
 
 class Balance:
-    """One worker's view: the connections it holds, and whether to step back from an accept."""
+    """One worker's view: the connections it holds, and whether to step back from an accept.
+    Counted by the others only between `start` (its server accepts) and `stop`."""
 
     def __init__(self, table: Table, slot: int, *, full_at: int):
         self.table, self.slot, self.full_at = table, slot, full_at
         self.held = 0
         self.pauses = 0
-        table.claim(slot, os.getpid())
+        self.stepped_back = 0  # in all, for tests and tuning
+        self.accepting = False
+
+    def start(self) -> None:
+        self.accepting = True
+        self.table.claim(self.slot, os.getpid())
+        self.table.set_held(self.slot, self.held)
+
+    def stop(self) -> None:
+        """No longer accepting (closing, draining): its low count must not hold the others back."""
+        self.accepting = False
+        self.table.release(self.slot)
 
     def should_step_back(self) -> bool:
         if self.pauses < MAX_PAUSES:
@@ -117,25 +139,43 @@ class Balance:
 
     def paused(self) -> None:
         self.pauses += 1
+        self.stepped_back += 1
 
     def opened(self) -> None:
         self.pauses = 0
         self.held += 1
-        self.table.set_held(self.slot, self.held)
+        if self.accepting:
+            self.table.set_held(self.slot, self.held)
 
     def closed(self) -> None:
         self.held -= 1
-        self.table.set_held(self.slot, self.held)
+        if self.accepting:
+            self.table.set_held(self.slot, self.held)
 
     def beat(self) -> None:
-        self.table.beat(self.slot)
+        if self.accepting:
+            self.table.beat(self.slot)
 
 
 class BalancedStreamServer(StreamServer):
     """gevent's StreamServer that steps back from an accept while its worker holds more
-    connections than another (see the module docstring). `balance` is set by the worker."""
+    connections than another (see the module docstring). `balance` is set by the worker.
+
+    A connection is counted when it is handed to its greenlet (`do_handle`) and uncounted in
+    `do_close`, which gevent calls exactly once for each, whatever became of it (handled,
+    failed, a TLS handshake that never finished, a spawn that failed)."""
 
     balance: Balance | None = None
+
+    def start(self):
+        super().start()
+        if self.balance is not None:
+            self.balance.start()
+
+    def close(self):
+        if self.balance is not None:
+            self.balance.stop()
+        super().close()
 
     def _do_read(self):
         balance = self.balance
@@ -148,12 +188,13 @@ class BalancedStreamServer(StreamServer):
         super()._do_read()
 
     def do_handle(self, *args):
-        balance = self.balance
-        if balance is not None:
-            balance.opened()
+        if self.balance is not None:
+            self.balance.opened()
+        super().do_handle(*args)
+
+    def do_close(self, *args):
         try:
-            super().do_handle(*args)
-        except BaseException:
-            if balance is not None:
-                balance.closed()  # never spawned: the handler's own `closed` will not run
-            raise
+            super().do_close(*args)
+        finally:
+            if self.balance is not None:
+                self.balance.closed()

@@ -225,7 +225,8 @@ class ShopGeventWorker(GeventWorker):
         util.http_date = http_date
         self.balance = None
         table = getattr(self, "accept_table", None)  # made by gunicorn.conf.py's hooks in the master
-        if table is not None:
+        if table is not None and getattr(self, "accept_slot", None) is not None and self.cfg.workers > 1 \
+                and not self.cfg.reuse_port:
             # GeventWorker.run builds its servers by this module-level name; this process only.
             self.balance = BalancedStreamServer.balance = Balance(table, self.accept_slot,
                                                                   full_at=self.worker_connections)
@@ -235,16 +236,12 @@ class ShopGeventWorker(GeventWorker):
     def notify(self):
         super().notify()
         if self.balance is not None:
-            self.balance.beat()
+            if self.alive:
+                self.balance.beat()
+            else:
+                self.balance.stop()  # draining: it accepts nothing more
 
     def handle(self, listener, client, addr):
-        try:
-            self._handle(listener, client, addr)
-        finally:
-            if self.balance is not None:
-                self.balance.closed()
-
-    def _handle(self, listener, client, addr):
         if self.cfg.is_ssl:
             return super().handle(listener, client, addr)
         client.setblocking(1)

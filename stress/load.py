@@ -101,14 +101,18 @@ def raise_open_files_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def answer_code(answer: Answer) -> tuple[int, str]:
-    """(status, the contract's error code or 'ok')."""
-    if answer.status < 400:
-        return answer.status, "ok"
+def error_code(status: int, body: bytes) -> str:
+    """The contract's error code of an answer, or 'ok' below 400."""
+    if status < 400:
+        return "ok"
     try:
-        return answer.status, str(json.loads(answer.body).get("code", "?"))
+        return str(json.loads(body).get("code", "?"))
     except (ValueError, AttributeError):
-        return answer.status, "non_json"
+        return "non_json"
+
+
+def answer_code(answer: Answer) -> tuple[int, str]:
+    return answer.status, error_code(answer.status, answer.body)
 
 
 async def run_load(send: Send, *, base_url: str, concurrency: int, total: int | None = None,

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from products.models import Product
 from products.services import update_product
-from stress.load import TRANSPORT_ERROR, Tally, raise_open_files_limit
+from stress.load import TRANSPORT_ERROR, Tally, error_code, raise_open_files_limit
 from stress.scenario import Sale
 from waiting_room.passes import PASS_SECONDS
 
@@ -87,7 +87,7 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
                 async with session.request(method, url, **kwargs) as response:
                     body = await response.read()
                     data = json.loads(body) if response.status in (200, 201) and "queue" in url else None
-                    return response.status, _error_code(response.status, body), data, sent
+                    return response.status, error_code(response.status, body), data, sent
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return TRANSPORT_ERROR, type(exc).__name__, None, sent
 
@@ -137,16 +137,6 @@ async def _run(base_url, sale, *, concurrency, quantity, on_progress, timeout=60
             reporter.cancel()
             on_progress(tally, line)
     return tally, line
-
-
-def _error_code(status: int, body: bytes) -> str:
-    """The contract's error code of an answer, or 'ok' below 400."""
-    if status < 400:
-        return "ok"
-    try:
-        return str(json.loads(body).get("code", "?"))
-    except (ValueError, AttributeError):
-        return "non_json"
 
 
 def _percentile(values: list[float], p: float) -> float:

@@ -47,6 +47,7 @@ from gunicorn.http.parser import RequestParser
 from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
 
+from flashsale import early_refusals
 from flashsale.accept_balance import Balance, BalancedStreamServer
 
 REQUEST_HEAD_TIMEOUT = float(os.environ.get("REQUEST_HEAD_TIMEOUT", "10"))
@@ -255,7 +256,11 @@ class ShopGeventWorker(GeventWorker):
                     req = next(parser)
                 if not req:
                     break
-                self.handle_request(listener_name, req, client, addr)
+                answered = self._answer_early(listener_name, req, client, addr)
+                if answered is None:
+                    self.handle_request(listener_name, req, client, addr)
+                elif not answered:
+                    break  # the answer said Connection: close
                 if not self.cfg.keepalive:
                     break
                 if _body_left_unread(req):
@@ -277,6 +282,36 @@ class ShopGeventWorker(GeventWorker):
             self.handle_error(req, client, addr, exc)
         finally:
             util.close(client)
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.early_refusal = early_refusals.answerer(self.wsgi, self.cfg)
+
+    def _answer_early(self, listener_name, req, client, addr) -> bool | None:
+        """A sold-out answer made before the WSGI stack (flashsale.early_refusals): True when
+        answered on a connection kept alive, False when answered and it closes, None when the
+        request is left, untouched, to `handle_request`."""
+        known_refusal = getattr(self, "early_refusal", None)
+        if known_refusal is None or req.method != "POST" or req.path != early_refusals.PATH:
+            return None
+        body = early_refusals.buffered_body(req)
+        if body is None:
+            return None
+        environ = early_refusals.environ_for(req, addr, listener_name, body)
+        if environ is None:
+            return None
+        answer = known_refusal(environ)
+        if answer is None:
+            return None
+        status, headers, content = answer
+        early_refusals.take_body(req, body)
+        self.nr += 1  # as handle_request counts toward max_requests
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        close = not self.alive or not self.cfg.keepalive or req.should_close()
+        _send_whole(client, early_refusals.answer_head(req, status, headers, close=close) + content)
+        return not close
 
     def handle_error(self, req, client, addr, exc):
         known = req if req is not None else getattr(exc, "req", None)

@@ -57,7 +57,8 @@ from flashsale.hosts import allowed_host
 from flashsale.json_logs import QuietSaleOutcomes
 from flashsale.parsers import parse_json_body
 from flashsale.ratelimits import enforce_purchase_limits
-from flashsale.request_id import HEADER, request_id_for, use_request_id
+from flashsale.errors import RateLimited
+from flashsale.request_id import HEADER, forget_request_id, request_id_for, use_request_id
 from flashsale.serializers import MAX_ID
 from orders import services
 from orders.api import order_answer
@@ -151,13 +152,13 @@ class PurchaseFastPath:
         self.unlogged = frozenset().union(*(f.QUIET for f in logging.getLogger("django.request").filters
                                             if isinstance(f, QuietSaleOutcomes)))
 
-    def _dressing(self, request) -> list[tuple[str, str]]:
+    def _dressing(self, secure: bool) -> list[tuple[str, str]]:
         """The headers Django's two dressing middleware add to a JSON answer, worked out once
-        per kind of request (secure or not) by letting them dress an empty one."""
-        secure = request.is_secure()
+        per kind of request (secure or not) by letting them dress an empty one (all they
+        read of the request is whether it is secure)."""
         dressing = self._dressings.get(secure)
         if dressing is None:
-            sample = HttpResponse(content_type="application/json")
+            sample, request = HttpResponse(content_type="application/json"), _Secure(secure)
             own = set(sample.headers)
             self.security.process_response(request, sample)
             self.frame_options.process_response(request, sample)
@@ -178,12 +179,96 @@ class PurchaseFastPath:
         use_request_id(request_id)
         response = _answer(request, user, product_id, quantity, unlogged=self.unlogged)
         start_response(f"{response.status_code} {response.reason_phrase}",
-                       [*response.headers, (HEADER, request_id), *self._dressing(request)])
+                       [*response.headers, (HEADER, request_id), *self._dressing(request.is_secure())])
         return response
+
+    def known_refusal(self, environ):
+        """For the gevent worker (flashsale.early_refusals): (status, headers, body) of the answer
+        `__call__` gives a plain purchase of a product the sold-out mark refuses; else None,
+        with nothing done (no limit counted), and the request goes the usual way.
+
+        `environ` carries what the request does (its headers as gunicorn maps them, the
+        address, the scheme, the body in memory) but none of gunicorn's machinery. The same
+        gates as `__call__` (`_plain_request`), then the answer from the same pieces: the
+        mark's refusal (`services.known_refusal`, what the purchase service's pre-check
+        raises from it), decided before the limits are counted so that a request left to
+        the usual way is untouched; the limits (a 429 comes first, as in every other way);
+        the same body, headers, request id, dressing and metrics. Nothing here touches the
+        database or Django's cache (the token comes from the local copy or not at all), so
+        there is no request cycle to run, as for a replayed stock read.
+
+        Not answered here: a request an HTTPS redirect would turn away, an Idempotency-Key
+        (its order may exist), and any status the log would not drop (409 and 429 are dropped).
+        """
+        if not (self.enabled and settings.EARLY_REFUSALS) or "HTTP_IDEMPOTENCY_KEY" in environ:
+            return None
+        secure = _is_secure(environ)
+        if (self.security.redirect and not secure) or 429 not in self.unlogged:
+            return None
+        plain = _plain_request(environ)
+        if plain is None:
+            return None
+        user, product_id, quantity = plain
+        refusal = services.known_refusal(product_id=product_id, quantity=quantity)
+        if refusal is None:
+            return None
+        status, body, headers = describe(refusal)
+        if status not in self.unlogged:
+            return None
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
+        use_request_id(request_id)
+        try:
+            with metrics.purchase_request() as record:
+                try:
+                    enforce_purchase_limits(_Caller(user, environ))
+                except RateLimited as limited:
+                    status, body, headers = describe(limited)
+                answer = record("response", _Answer(status, body, headers))
+        finally:
+            forget_request_id()
+        return (f"{answer.status_code} {answer.reason_phrase}",
+                [*answer.headers, (HEADER, request_id), *self._dressing(secure)], answer.content)
+
+
+class _Secure:
+    """All Django's dressing middleware read of a request: whether it is secure."""
+
+    def __init__(self, secure: bool):
+        self._secure = secure
+
+    def is_secure(self) -> bool:
+        return self._secure
+
+
+class _Caller:
+    """What the rate limits read of a request (the shopper, and the address in its META)."""
+
+    __slots__ = ("user", "META")
+
+    def __init__(self, user, meta):
+        self.user, self.META = user, meta
+
+
+def _is_secure(environ) -> bool:
+    """Django's `request.is_secure()` for this environ (HttpRequest.scheme, SECURE_PROXY_SSL_HEADER first)."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = environ.get(header)
+        if value is not None:
+            return value.split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
 
 
 def _plain_purchase(environ):
     """(request, user, product_id, quantity) for a request answered here, else None (Django's)."""
+    plain = _plain_request(environ)
+    if plain is None:
+        return None
+    return WSGIRequest(environ), *plain
+
+
+def _plain_request(environ):
+    """(user, product_id, quantity) of a plain token purchase, from its environ; else None."""
     if environ.get("QUERY_STRING") or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
         return None
     media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
@@ -201,7 +286,7 @@ def _plain_purchase(environ):
     columns = cached_token_columns(key)
     if columns is None or not columns["is_active"]:
         return None
-    return WSGIRequest(environ), TokenShopper(pk=columns["id"]), product_id, quantity
+    return TokenShopper(pk=columns["id"]), product_id, quantity
 
 
 # The plain body, as clients send it: `{"product_id": N}` or with `"quantity": M`, either order,

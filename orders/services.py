@@ -297,6 +297,31 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
     finally:
         if renewing:
             sold_out.release_refresh(product_id)
+    _check_facts(facts, user_id=user_id, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
+    return False
+
+
+def known_refusal(*, product_id: int, quantity: int) -> DomainError | None:
+    """The refusal the pre-check would give from the sold-out mark alone, or None.
+
+    For answers made before the purchase itself is reached (flashsale.early_refusals): no
+    database, no waiting, no side effect. None means "only `purchase` can say": no fresh
+    mark, or a waiting room (its pass is checked before the window and stock). What it
+    returns is what `_reject_early` raises from the same mark (a per-shopper limit never
+    has one), the checks in the contract's order.
+    """
+    facts = sold_out.sold_out_facts(product_id)
+    if facts is None or facts["waiting_room"]:
+        return None
+    try:
+        _check_facts(facts, user_id=0, product_id=product_id, quantity=quantity, admission_pass=None)
+    except DomainError as refusal:
+        return refusal
+    return None
+
+
+def _check_facts(facts: dict, *, user_id: int, product_id: int, quantity: int, admission_pass: str | None) -> None:
+    """The pre-check's checks on what it read (or remembered): admission, window, limit, stock."""
     # Waiting room (section 8): after "product exists", before the window, never under the row lock.
     check_admission(waiting_room=facts["waiting_room"], product_id=product_id, user_id=user_id,
                     admission_pass=admission_pass)
@@ -309,7 +334,6 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
         quantity=quantity,
         now=timezone.now(),
     )
-    return False
 
 
 def _ensure_in_window(*, starts_at: datetime | None, ends_at: datetime | None, now: datetime) -> None:

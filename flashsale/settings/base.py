@@ -233,6 +233,9 @@ STOCK_READ_CACHE_MS = min(env_int("STOCK_READ_CACHE_MS", 500), 500)
 STOCK_READ_REPLAY = env_bool("STOCK_READ_REPLAY", True)
 # Plain token purchases answered before Django's request cycle (orders/fast_path.py); off only to measure it.
 PURCHASE_FAST_PATH = env_bool("PURCHASE_FAST_PATH", True)
+# The gevent worker answers a plain purchase of a product known sold out from gunicorn's
+# parsed request, before the WSGI stack (flashsale/early_refusals.py); off only to measure it.
+EARLY_REFUSALS = env_bool("EARLY_REFUSALS", True)
 # How long a token's shopper may be answered from the shared cache without a query
 # (flashsale.authentication); deleting the token or deactivating the user drops it at once.
 TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 300)

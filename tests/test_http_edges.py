@@ -305,6 +305,35 @@ def test_pipelined_requests_are_answered_in_order(server, sale):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_sold_out_answers_made_before_wsgi_keep_the_framing(server, sale, make_product):
+    """Once a worker knows a product sold out it answers its purchases from gunicorn's parsed
+    request (flashsale.early_refusals): pipelined, late-bodied and mixed requests on one
+    connection are still each answered once, in order, and the on-sale product still sells."""
+    product, token = sale
+    gone = make_product(stock=0)
+    buy_gone = _post("/api/orders/", b'{"product_id": %d}' % gone.pk, token=token)
+    conn = Conn(server)
+    try:
+        conn.send(buy_gone)  # this worker's pre-check reads stock 0: the sold-out mark
+        assert conn.answer().json()["code"] == "sold_out"
+        conn.send(buy_gone * 3 + f"GET /api/products/{gone.pk}/stock/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+                  + buy_gone)
+        answers = [conn.answer() for _ in range(5)]
+        assert [a.status for a in answers] == [409, 409, 409, 200, 409]
+        assert answers[3].json() == {"id": gone.pk, "stock": 0, "status": "sold_out"}
+        late = b'{"product_id": %d}' % gone.pk
+        conn.send(_post("/api/orders/", late[:5], token=token, length=len(late)))
+        time.sleep(0.3)  # the rest of the body comes later: the body gate's way, not the early one
+        conn.send(late[5:] + _post("/api/orders/", b'{"product_id": %d}' % product.pk, token=token))
+        late_answer, sold = conn.answer(), conn.answer()
+        assert late_answer.status == 409 and late_answer.json()["code"] == "sold_out"
+        assert sold.status == 201 and sold.json()["product_id"] == product.pk
+    finally:
+        conn.close()
+    assert _stock(product) == 9 and Order.objects.filter(product=gone).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_client_that_hangs_up_mid_body_changes_nothing(server, sale):
     product, token = sale
     order = json.dumps({"product_id": product.pk, "quantity": 1}).encode()

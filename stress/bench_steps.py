@@ -24,7 +24,7 @@ STEPS = [
      "through Django (250 ms per-worker copy)",
      {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "CONN_HEALTH_CHECKS": "1",
       "TOKEN_CACHE_SECONDS": "0", "STOCK_READ_REPLAY": "0", "STOCK_READ_CACHE_MS": "250",
-      "PURCHASE_FAST_PATH": "0", "TOKEN_LOCAL_COPY": "0"}),
+      "PURCHASE_FAST_PATH": "0", "TOKEN_LOCAL_COPY": "0", "EARLY_REFUSALS": "0"}),
     ("gthread 3 × 4, keep-alive, psycopg pool of 16 per worker",
      {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4", "DB_POOL_MAX_SIZE": "16"}),
     ("gevent 3 × 1000 connections, keep-alive, psycopg pool of 16 per worker",
@@ -39,6 +39,8 @@ STEPS = [
      {"PURCHASE_FAST_PATH": "1"}),
     ("token entries kept in each process while it hears every invalidation (flashsale/local_tokens.py)",
      {"TOKEN_LOCAL_COPY": "1"}),
+    ("sold-out purchases answered from gunicorn's parsed request, before the WSGI layers (flashsale/early_refusals.py)",
+     {"EARLY_REFUSALS": "1"}),
 ]
 
 

@@ -77,13 +77,14 @@ def cached_token_user(key: str):
     return None if columns is None else _deferred_user(columns)
 
 
-def cached_token_columns(key: str) -> dict | None:
-    """The cached columns (CACHED_FIELDS) of a token key's shopper, or None, as `cached_token_user`."""
+def cached_token_columns(key: str, *, local_only: bool = False) -> dict | None:
+    """The cached columns (CACHED_FIELDS) of a token key's shopper, or None, as `cached_token_user`;
+    `local_only`: from this process's copy alone, never asking Redis."""
     if settings.TOKEN_CACHE_SECONDS <= 0:
         return None
     cache_key = token_cache_key(key)
     columns = local_tokens.tokens.get(cache_key)
-    if columns is None:
+    if columns is None and not local_only:
         seen = local_tokens.tokens.generation()
         cached = cache.get(cache_key, _MISSING)
         if cached is _MISSING or cached == GONE:

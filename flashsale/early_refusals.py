@@ -28,8 +28,10 @@ What stays exactly as before:
   worker or `Connection: close` closes the connection after the answer.
 
 Off when EARLY_REFUSALS=0 or PURCHASE_FAST_PATH=0, and whenever gunicorn is set to see
-each request itself: an access log, statsd, syslog, or `pre_request` / `post_request`
-hooks other than its own.
+each request itself: an access log (`accesslog` or a logging configuration), a logger
+class of one's own, debug logging, statsd, syslog, or `pre_request` / `post_request` hooks
+other than its own; and whenever anything but Django's own housekeeping listens to
+Django's request signals (flashsale.request_cycle).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import io
 import os
 
 from gunicorn import SERVER, SERVER_SOFTWARE
+from django.conf import settings
 from gunicorn import config as gunicorn_config
+from gunicorn import glogging
 from gunicorn import util
 from gunicorn.http.body import LengthReader
 from gunicorn.util import unquote_to_wsgi_str
@@ -47,22 +51,30 @@ PATH = "/api/orders/"
 MAX_BODY = 4096  # a plain purchase is a few dozen bytes; anything larger goes through the body gate
 
 
-def answerer(application, cfg):
+def answerer(application, cfg, log):
     """The fast path's `known_refusal` when this worker may answer early, else None."""
     known_refusal = getattr(application, "known_refusal", None)
-    if known_refusal is None or not _gunicorn_sees_nothing_of_it(cfg):
+    if known_refusal is None or not _gunicorn_sees_nothing_of_it(cfg, log):
         return None
     return known_refusal
 
 
-def _gunicorn_sees_nothing_of_it(cfg) -> bool:
+def _gunicorn_sees_nothing_of_it(cfg, log) -> bool:
     """True when gunicorn itself would do nothing with a request but serve it: answering one
-    here must not hide it from a log, a metric or a hook someone configured."""
+    here must not hide it from a log, a metric or a hook someone configured (gunicorn's own
+    `pre_request` only logs each request at debug level)."""
     hooks_are_gunicorns = all(
         cfg.settings[name].get() is getattr(gunicorn_config, cls).default
         for name, cls in (("pre_request", "PreRequest"), ("post_request", "PostRequest")))
-    return (hooks_are_gunicorns and not cfg.accesslog and not cfg.statsd_host and not cfg.syslog
+    return (hooks_are_gunicorns and type(log) is glogging.Logger and not log.access_log_enabled
+            and cfg.loglevel.lower() != "debug" and not cfg.statsd_host and not cfg.syslog
             and cfg.proxy_protocol == "off" and not cfg.is_ssl and not os.environ.get("SCRIPT_NAME"))
+
+
+def _largest_body() -> int:
+    """The body gate refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE (413): never answer such a body here."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return MAX_BODY if limit is None else min(MAX_BODY, limit)
 
 
 def buffered_body(req) -> bytes | None:
@@ -73,15 +85,13 @@ def buffered_body(req) -> bytes | None:
     """
     body = req.body
     reader = getattr(body, "reader", None)
-    if type(reader) is not LengthReader or body.buf.tell() or not 0 < reader.length <= MAX_BODY:
+    if type(reader) is not LengthReader or body.buf.tell() or not 0 < reader.length <= _largest_body():
         return None
     buffer = getattr(reader.unreader, "buf", None)
     if not isinstance(buffer, io.BytesIO):
         return None
-    held = buffer.getbuffer()
-    if held.nbytes < reader.length:
-        return None
-    return bytes(held[:reader.length])
+    with buffer.getbuffer() as held:  # released at once: gunicorn writes to this buffer again
+        return bytes(held[:reader.length]) if held.nbytes >= reader.length else None
 
 
 def take_body(req, body: bytes) -> None:

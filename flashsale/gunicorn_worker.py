@@ -285,7 +285,7 @@ class ShopGeventWorker(GeventWorker):
 
     def load_wsgi(self):
         super().load_wsgi()
-        self.early_refusal = early_refusals.answerer(self.wsgi, self.cfg)
+        self.early_refusal = early_refusals.answerer(self.wsgi, self.cfg, self.log)
 
     def _answer_early(self, listener_name, req, client, addr) -> bool | None:
         """A sold-out answer made before the WSGI stack (flashsale.early_refusals): True when

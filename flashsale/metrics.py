@@ -80,6 +80,12 @@ def purchase_request():
     _purchases_answered(purchase_outcome(seen["response"])).inc()
 
 
+def purchase_answered(response, *, started: float) -> None:
+    """What `purchase_request` records, for an answer made without it (`started`: perf_counter())."""
+    PURCHASE_SECONDS.observe(time.perf_counter() - started)
+    _purchases_answered(purchase_outcome(response)).inc()
+
+
 _PURCHASES_BY_CODE: dict = {}
 
 

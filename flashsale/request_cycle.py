@@ -61,6 +61,12 @@ def finished() -> None:
         signals.request_finished.send(sender=WSGIHandler)
 
 
+def only_djangos_housekeeping() -> bool:
+    """True while nothing but Django's own housekeeping (and the request id's) listens to
+    the request signals: an answer made without sending them then hides nothing from anyone."""
+    return _only(signals.request_started, _STARTED) and _only(signals.request_finished, _FINISHED)
+
+
 def _only(signal, known: tuple) -> bool:
     """True when the signal's live receivers for the WSGI handler are exactly `known` (in any
     order: import order decides it, and none of them depends on another).

@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 from http.client import responses
 
 from django.conf import settings
@@ -185,51 +186,72 @@ class PurchaseFastPath:
     def known_refusal(self, environ):
         """For the gevent worker (flashsale.early_refusals): (status, headers, body) of the answer
         `__call__` gives a plain purchase of a product the sold-out mark refuses; else None,
-        with nothing done (no limit counted), and the request goes the usual way.
+        with nothing done (no limit counted, no token looked up in Redis), and the request
+        goes the usual way.
 
         `environ` carries what the request does (its headers as gunicorn maps them, the
         address, the scheme, the body in memory) but none of gunicorn's machinery. The same
-        gates as `__call__` (`_plain_request`), then the answer from the same pieces: the
-        mark's refusal (`services.known_refusal`, what the purchase service's pre-check
-        raises from it), decided before the limits are counted so that a request left to
-        the usual way is untouched; the limits (a 429 comes first, as in every other way);
-        the same body, headers, request id, dressing and metrics. Nothing here touches the
-        database or Django's cache (the token comes from the local copy or not at all), so
-        there is no request cycle to run, as for a replayed stock read.
+        gates as `__call__` (`_plain_parts`, then the shopper, here from the local copy
+        only), then the answer from the same pieces: the mark's refusal
+        (`services.known_refusal`, what the purchase service's pre-check raises from it),
+        decided before the limits are counted, so that a request left to the usual way is
+        untouched; the limits (a 429 comes first, as in every other way); and the same body,
+        headers, request id, dressing and metrics. Should the mark end or change while the
+        limits are counted (a restock or cancel in this process, the window closing), the
+        purchase is made as `__call__` makes it, its limits already counted.
 
-        Not answered here: a request an HTTPS redirect would turn away, an Idempotency-Key
-        (its order may exist), and any status the log would not drop (409 and 429 are dropped).
+        Nothing else touches the database or Django's cache, so there is no request cycle
+        to run (as for a replayed stock read); it is not answered here at all while anything
+        but Django's own housekeeping listens to the request signals. Nor is a request an
+        HTTPS redirect would turn away, one with an Idempotency-Key (its order may exist),
+        or any status the log would not drop (409 and 429 are dropped).
         """
         if not (self.enabled and settings.EARLY_REFUSALS) or "HTTP_IDEMPOTENCY_KEY" in environ:
             return None
         secure = _is_secure(environ)
-        if (self.security.redirect and not secure) or 429 not in self.unlogged:
+        if (self.security.redirect and not secure) or 429 not in self.unlogged \
+                or not request_cycle.only_djangos_housekeeping():
             return None
-        plain = _plain_request(environ)
-        if plain is None:
+        parts = _plain_parts(environ)
+        if parts is None:
             return None
-        user, product_id, quantity = plain
+        key, product_id, quantity = parts
         refusal = services.known_refusal(product_id=product_id, quantity=quantity)
         if refusal is None:
             return None
-        status, body, headers = describe(refusal)
-        if status not in self.unlogged:
+        refused = describe(refusal)
+        user = _shopper(key, local_only=True)
+        if refused[0] not in self.unlogged or user is None:
             return None
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         use_request_id(request_id)
         try:
-            with metrics.purchase_request() as record:
-                try:
-                    enforce_purchase_limits(_Caller(user, environ))
-                except RateLimited as limited:
-                    status, body, headers = describe(limited)
-                answer = record("response", _Answer(status, body, headers))
+            answer = self._refuse(environ, user, product_id, quantity, refused)
         finally:
             forget_request_id()
         return (f"{answer.status_code} {answer.reason_phrase}",
                 [*answer.headers, (HEADER, request_id), *self._dressing(secure)], answer.content)
 
-
+    def _refuse(self, environ, user, product_id: int, quantity: int, refused: tuple) -> _Answer:
+        """The limits, then the refusal `refused` (describe's triple) if the mark still gives it."""
+        started = time.perf_counter()
+        try:
+            enforce_purchase_limits(_Caller(user, environ))
+        except RateLimited as limited:
+            answer = _Answer(*describe(limited))
+        except Exception as failure:  # as `_answer` answers it
+            answer = _failure_answer(failure, WSGIRequest(environ), unlogged=self.unlogged)
+        else:
+            again = services.known_refusal(product_id=product_id, quantity=quantity)
+            if again is None or describe(again) != refused:
+                request = WSGIRequest(environ)
+                request_cycle.started(environ)
+                answer = _answer(request, user, product_id, quantity, unlogged=self.unlogged, limits_counted=True)
+                answer.close()  # ends the request cycle; the answer is all rendered
+                return answer
+            answer = _Answer(*refused)
+        metrics.purchase_answered(answer, started=started)
+        return answer
 class _Secure:
     """All Django's dressing middleware read of a request: whether it is secure."""
 
@@ -269,6 +291,24 @@ def _plain_purchase(environ):
 
 def _plain_request(environ):
     """(user, product_id, quantity) of a plain token purchase, from its environ; else None."""
+    parts = _plain_parts(environ)
+    if parts is None:
+        return None
+    key, product_id, quantity = parts
+    user = _shopper(key)
+    return None if user is None else (user, product_id, quantity)
+
+
+def _shopper(key: str, *, local_only: bool = False) -> TokenShopper | None:
+    """The active shopper the token cache holds for a key, or None (then Django's authentication decides)."""
+    columns = cached_token_columns(key, local_only=local_only)
+    if columns is None or not columns["is_active"]:
+        return None
+    return TokenShopper(pk=columns["id"])
+
+
+def _plain_parts(environ):
+    """(token key, product_id, quantity) of a request of the plain shape, before the token is looked up; else None."""
     if environ.get("QUERY_STRING") or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
         return None
     media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
@@ -283,10 +323,7 @@ def _plain_request(environ):
     product_id, quantity = data.get("product_id"), data.get("quantity", 1)
     if not (_whole(product_id, MAX_ID) and _whole(quantity, MAX_QUANTITY)):
         return None
-    columns = cached_token_columns(key)
-    if columns is None or not columns["is_active"]:
-        return None
-    return TokenShopper(pk=columns["id"]), product_id, quantity
+    return key, product_id, quantity
 
 
 # The plain body, as clients send it: `{"product_id": N}` or with `"quantity": M`, either order,
@@ -332,24 +369,31 @@ def _whole(value, most: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
 
 
-def _answer(request, user, product_id: int, quantity: int, *, unlogged=frozenset()) -> _Answer:
+def _answer(request, user, product_id: int, quantity: int, *, unlogged=frozenset(),
+            limits_counted: bool = False) -> _Answer:
     with metrics.purchase_request() as record:
         try:
             request.user = user
-            enforce_purchase_limits(request)
+            if not limits_counted:
+                enforce_purchase_limits(request)
             result = services.purchase(
                 user=user, product_id=product_id, quantity=quantity,
                 idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
                 admission_pass=request.META.get("HTTP_ADMISSION_PASS"),
             )
         except Exception as failure:
-            status, body, headers = describe(failure)
-            unexpected = status is None
-            if unexpected:
-                status, body, headers = 500, error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), {}
-            response = _Answer(status, body, headers)
-            if status not in unlogged:  # Django's own line for an answer >= 400
-                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request,
-                             exception=failure if unexpected else None)
-            return record("response", response)
+            return record("response", _failure_answer(failure, request, unlogged=unlogged))
         return record("response", _Answer(201, order_answer(result.order)))
+
+
+def _failure_answer(failure: Exception, request, *, unlogged) -> _Answer:
+    """The answer to a purchase that raised: its contract code, or a logged 500."""
+    status, body, headers = describe(failure)
+    unexpected = status is None
+    if unexpected:
+        status, body, headers = 500, error_body(ErrorCode.SERVER_ERROR, SERVER_ERROR_DETAIL), {}
+    response = _Answer(status, body, headers)
+    if status not in unlogged:  # Django's own line for an answer >= 400
+        log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request,
+                     exception=failure if unexpected else None)
+    return response

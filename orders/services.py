@@ -306,11 +306,12 @@ def known_refusal(*, product_id: int, quantity: int) -> DomainError | None:
 
     For answers made before the purchase itself is reached (flashsale.early_refusals): no
     database, no waiting, no side effect. None means "only `purchase` can say": no fresh
-    mark, or a waiting room (its pass is checked before the window and stock). What it
+    mark (or one due for renewal, which the usual way renews), or a waiting room (its pass
+    is checked before the window and stock). What it
     returns is what `_reject_early` raises from the same mark (a per-shopper limit never
     has one), the checks in the contract's order.
     """
-    facts = sold_out.sold_out_facts(product_id)
+    facts = sold_out.settled_sold_out_facts(product_id)
     if facts is None or facts["waiting_room"]:
         return None
     try:

@@ -108,6 +108,18 @@ def sold_out_facts(product_id: int) -> dict | None:
     return facts if facts is not None and facts["stock"] <= 0 else None
 
 
+def settled_sold_out_facts(product_id: int) -> dict | None:
+    """`sold_out_facts` for a caller that never renews (flashsale.early_refusals): None also
+    while the entry is due for renewal and no one is renewing it, so that the next caller
+    of the usual way claims the renewal and reads (a restock made in another process is
+    then seen as soon as it would have been without the early answers)."""
+    found = _marks.get(product_id)
+    if found is not None and product_id not in _refreshing \
+            and time.monotonic() >= found[0] - REFRESH_AHEAD_SECONDS:
+        return None
+    return sold_out_facts(product_id)
+
+
 def on_sale_facts(product_id: int) -> dict | None:
     """The on-sale note: facts of a product read with stock left, or None. Never proof of stock."""
     facts = _fresh(product_id)

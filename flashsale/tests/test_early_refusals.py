@@ -12,10 +12,10 @@ import io
 import re
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.core.cache import caches
 from django.core.wsgi import get_wsgi_application
 from django.utils import timezone
 from gunicorn.config import Config
@@ -70,7 +70,7 @@ class Worker:
         if not _stacks:
             _stacks.append(_application())
         worker.wsgi = _stacks[0]
-        worker.early_refusal = early_refusals.answerer(worker.wsgi, self.cfg) if early else None
+        worker.early_refusal = early_refusals.answerer(worker.wsgi, self.cfg, worker.log) if early else None
         self.worker, self.ways = worker, []
         answer_early = worker._answer_early
 
@@ -127,7 +127,9 @@ def sold_out_sale(make_user, make_product):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process():
+def _fresh_process(monkeypatch):
+    # Marks live 0.5 s; a loaded machine must not see one end between a test's requests.
+    monkeypatch.setattr(sold_out, "MARK_SECONDS", 60)
     sold_out._marks.clear()
     _stacks.clear()
     yield
@@ -186,9 +188,11 @@ def test_a_draining_worker_closes_after_an_early_answer(sold_out_sale):
 
 
 @pytest.mark.parametrize("case", ["idempotency key", "chunked body", "unknown token", "another field",
-                                  "query string", "not json", "over a quantity of stock"])
-def test_requests_the_mark_cannot_answer_go_the_usual_way(sold_out_sale, case):
+                                  "query string", "not json", "quantity zero",
+                                  "body over the upload limit"])
+def test_requests_the_mark_cannot_answer_go_the_usual_way(sold_out_sale, case, settings):
     product, token = sold_out_sale
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100  # the body gate refuses more (413)
     request = {
         "idempotency key": purchase_bytes(token, product.pk, extra="Idempotency-Key: k-1\r\n"),
         "chunked body": (f"POST /api/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
@@ -198,8 +202,9 @@ def test_requests_the_mark_cannot_answer_go_the_usual_way(sold_out_sale, case):
         "another field": purchase_bytes(token, product.pk, body=b'{"product_id": %d, "note": 1}' % product.pk),
         "query string": purchase_bytes(token, product.pk).replace(b"/api/orders/ ", b"/api/orders/?x=1 "),
         "not json": purchase_bytes(token, product.pk).replace(b"application/json", b"text/plain"),
-        "over a quantity of stock": purchase_bytes(token, product.pk, body=b'{"product_id": %d, "quantity": 0}'
-                                                   % product.pk),
+        "quantity zero": purchase_bytes(token, product.pk, body=b'{"product_id": %d, "quantity": 0}' % product.pk),
+        "body over the upload limit": purchase_bytes(token, product.pk, body=b'{"product_id": %d}' % product.pk
+                                                     + b" " * 120),
     }[case]
     early, usual = Worker(), Worker(early=False)
     answered_early, answered_usually = early.exchange(request), usual.exchange(request)
@@ -219,8 +224,8 @@ def test_without_a_fresh_mark_the_purchase_goes_to_the_row_lock(sold_out_sale):
 def test_limits_are_counted_once_whichever_way_a_request_goes(sold_out_sale, make_product, settings):
     product, token = sold_out_sale
     on_sale = make_product(stock=5)
-    settings.RATE_LIMIT_PURCHASE_USER = "4/h"
-    caches[settings.RATELIMIT_USE_CACHE].clear()
+    # A fresh shopper, and a rate of its own (django-ratelimit's keys carry the rate): nothing counted yet.
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "4/h", None
     early = Worker()
     answered = early.exchange(purchase_bytes(token, product.pk) * 2 + purchase_bytes(token, on_sale.pk)
                               + purchase_bytes(token, product.pk) * 2)
@@ -228,6 +233,62 @@ def test_limits_are_counted_once_whichever_way_a_request_goes(sold_out_sale, mak
     # Four counted (two early, one the usual way, one early), the fifth refused by the limit.
     assert statuses(answered) == [409, 409, 201, 409, 429]
     assert b"Retry-After: " in answered.rsplit(b"HTTP/1.1 ", 1)[1]
+
+
+def test_a_mark_ended_while_the_limits_were_counted_lets_the_purchase_through(sold_out_sale, monkeypatch):
+    product, token = sold_out_sale
+    counted = []
+
+    def limits_then_restock_meanwhile(request):
+        counted.append(request.user.pk)
+        restock(product=product, quantity=1)  # clears the mark on commit, as another greenlet's restock would
+
+    monkeypatch.setattr(fast_path, "enforce_purchase_limits", limits_then_restock_meanwhile)
+    early = Worker()
+    answered = early.exchange(purchase_bytes(token, product.pk))
+    assert early.ways == [True] and statuses(answered) == [201] and len(counted) == 1
+    assert Order.objects.filter(product=product).count() == 1
+    assert comparable(answered).count(b"X-Frame-Options: DENY") == 1
+
+
+def test_a_mark_due_for_renewal_is_renewed_the_usual_way(sold_out_sale):
+    product, token = sold_out_sale
+    until, facts = sold_out._marks[product.pk]
+    sold_out._marks[product.pk] = (time.monotonic() + sold_out.REFRESH_AHEAD_SECONDS / 2, facts)
+    restock(product=product, quantity=1)  # made elsewhere: this process's mark is not cleared
+    sold_out._marks[product.pk] = (time.monotonic() + sold_out.REFRESH_AHEAD_SECONDS / 2, facts)
+    early = Worker()
+    answered = early.exchange(purchase_bytes(token, product.pk))
+    assert early.ways == [None] and statuses(answered) == [201]
+
+
+def test_off_while_someone_else_listens_to_the_request_signals(sold_out_sale):
+    from django.core.signals import request_started
+
+    product, token = sold_out_sale
+    seen = []
+
+    def listener(**kwargs):
+        seen.append(kwargs)
+
+    request_started.connect(listener)
+    try:
+        early = Worker()
+        assert statuses(early.exchange(purchase_bytes(token, product.pk))) == [409]
+        assert early.ways == [None] and seen
+    finally:
+        request_started.disconnect(listener)
+
+
+def test_the_shipped_worker_finds_the_answerer_in_the_shipped_application():
+    from flashsale import wsgi
+
+    worker = object.__new__(gunicorn_worker.ShopGeventWorker)
+    worker.cfg = Config()
+    worker.log = Logger(worker.cfg)
+    worker.app = type("App", (), {"wsgi": staticmethod(lambda: wsgi.application)})()
+    worker.load_wsgi()
+    assert worker.early_refusal == wsgi.purchase_fast_path.known_refusal
 
 
 def test_the_environ_is_what_gunicorn_builds(sold_out_sale):
@@ -245,8 +306,11 @@ def test_the_environ_is_what_gunicorn_builds(sold_out_sale):
         _resp, theirs = gunicorn_wsgi.create(req, server, PEER, LISTENER, cfg)
     assert theirs["wsgi.url_scheme"] == "https" and theirs["HTTP_X_FORWARDED_FOR"] == "10.1.1.1,10.2.2.2"
     assert ours["wsgi.input"].getvalue() == body == b'{"product_id": %d}' % product.pk
+    # What the body gate hands on (the fast path's view): the true length of the body read.
+    theirs["CONTENT_LENGTH"] = str(len(body))
     kept = {key for key in theirs if not key.startswith(("wsgi.", "gunicorn."))} | {"wsgi.url_scheme"}
     assert {key: ours[key] for key in kept} == {key: theirs[key] for key in kept}
+    assert set(ours) - kept == {"wsgi.input"}
 
 
 def test_a_body_still_arriving_is_left_to_the_body_gate():
@@ -271,13 +335,25 @@ def test_a_body_looked_at_is_taken_only_when_answered():
     assert isinstance(req.body, Body) and isinstance(req.body.reader, LengthReader)
 
 
-@pytest.mark.parametrize("setting", ["accesslog", "pre_request", "statsd_host"])
-def test_off_when_gunicorn_is_asked_to_see_each_request(setting):
+@pytest.mark.parametrize(("setting", "value"), [
+    ("accesslog", "-"), ("logconfig_dict", {"version": 1}), ("loglevel", "debug"), ("syslog", True),
+    ("pre_request", lambda worker, req: None), ("post_request", lambda worker, req, environ, resp: None),
+    ("statsd_host", "127.0.0.1:8125"), ("proxy_protocol", "v1"),
+])
+def test_off_when_gunicorn_is_asked_to_see_each_request(setting, value):
     cfg = Config()
-    cfg.set(setting, {"accesslog": "-", "pre_request": lambda worker, req: None,
-                      "statsd_host": "127.0.0.1:8125"}[setting])
-    assert early_refusals.answerer(_application(), cfg) is None
-    assert early_refusals.answerer(_application(), Config()) is not None
+    cfg.set(setting, value)
+    assert early_refusals.answerer(_application(), cfg, Logger(cfg)) is None
+    plain = Config()
+    assert early_refusals.answerer(_application(), plain, Logger(plain)) is not None
+
+
+def test_off_with_a_logger_class_of_ones_own():
+    class Own(Logger):
+        pass
+
+    cfg = Config()
+    assert early_refusals.answerer(_application(), cfg, Own(cfg)) is None
 
 
 def test_off_with_the_switch(sold_out_sale, settings):

@@ -40,7 +40,6 @@ import io
 import os
 
 from gunicorn import SERVER, SERVER_SOFTWARE
-from django.conf import settings
 from gunicorn import config as gunicorn_config
 from gunicorn import glogging
 from gunicorn import util
@@ -73,6 +72,11 @@ def _gunicorn_sees_nothing_of_it(cfg, log) -> bool:
 
 def _largest_body() -> int:
     """The body gate refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE (413): never answer such a body here."""
+    # Imported here: the worker module (and so this one) is loaded before any Django settings
+    # exist, and by servers of other applications (stress.bare_view), where gevent's patching
+    # would trip over an unconfigured LazySettings object.
+    from django.conf import settings
+
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return MAX_BODY if limit is None else min(MAX_BODY, limit)
 

@@ -402,3 +402,18 @@ def test_a_waiting_room_is_never_answered_from_the_mark(make_user, make_product)
     facts = sold_out._marks[product.pk]
     sold_out._marks[product.pk] = (facts[0], {**facts[1], "waiting_room": True})
     assert known_refusal(product_id=product.pk, quantity=1) is None
+
+
+def test_the_worker_module_loads_for_an_application_without_django_settings():
+    """The worker class also serves stress.bare_view (make bench's floor), where no Django
+    settings exist: gevent's patching walks every object, and an unconfigured LazySettings
+    imported at module level made the worker fail to boot."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run([sys.executable, "-c", "import flashsale.gunicorn_worker\n"
+                           "from gevent import monkey\nmonkey.patch_all()\nprint('booted')"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "booted", done.stderr

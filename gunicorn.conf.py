@@ -20,13 +20,15 @@ Why gevent, first what it is for, then what was measured:
 - Keep-alive: sync closes every connection after one answer.
 
 Latest `make bench` on this configuration (2 workers, with group commit, the purchase fast
-path, the local token copy with announcements, connections spread over the workers; fresh
-clone, 2-core machine, the lean load client stress/http1.py, docs/benchmarks.md):
-purchases 1,897 / 3,120 per s at 16 / 64 clients (1.54 / 5.02 of pgbench's single-purchase
-ceiling), sold-out answers 7,320/s, stock reads 13,307/s (2.90 x the bare Django view on
-gthread 3 x 4 keep-alive), the 2000/100 burst with 500 in flight 0.616 s (median of 3;
-0.26 s in a faster hour) with 0 x 5xx. Round two (cores + 1 workers, before the fast
-path): 166 / 232 purchases per s (0.42 / 0.98), burst 7.0 s.
+path, the local token copy with announcements, connections spread over the workers, sold-out
+purchases answered from gunicorn's parsed request; fresh clone, 2-core machine in a slow
+hour, the lean load client stress/http1.py, docs/benchmarks.md): purchases 632 / 1,071 per s
+at 16 / 64 clients (1.38 / 4.90 of pgbench's single-purchase ceiling), sold-out answers
+3,012/s, stock reads 4,156/s (0.72 of each other; 2.35 x the bare Django view on gthread
+3 x 4 keep-alive), the 2000/100 burst with 500 in flight 1.087 s (median of 3) with 0 x 5xx.
+At stop 17, in an hour about three times faster per answer: 1,897 / 3,120 purchases per s,
+13,307 stock reads/s, the burst 0.616 s (0.26 s in its fastest hour). Round two (cores + 1
+workers, before the fast path): 166 / 232 purchases per s (0.42 / 0.98), burst 7.0 s.
 
 Measured while choosing (`manage.py bench --steps` and `make bench`). The machine
 was saturated by five other engineers' test suites (load average 9-20 on 2 cores), so

@@ -39,10 +39,8 @@ from __future__ import annotations
 import io
 import os
 
-from gunicorn import SERVER, SERVER_SOFTWARE
+from gunicorn import SERVER, SERVER_SOFTWARE, glogging, util
 from gunicorn import config as gunicorn_config
-from gunicorn import glogging
-from gunicorn import util
 from gunicorn.http.body import LengthReader
 from gunicorn.util import unquote_to_wsgi_str
 

@@ -54,11 +54,11 @@ from flashsale import metrics, request_cycle
 from flashsale.api_errors import SERVER_ERROR_DETAIL, describe, error_body
 from flashsale.authentication import TokenShopper, cached_token_columns
 from flashsale.error_codes import ErrorCode
+from flashsale.errors import RateLimited
 from flashsale.hosts import allowed_host
 from flashsale.json_logs import QuietSaleOutcomes
 from flashsale.parsers import parse_json_body
 from flashsale.ratelimits import enforce_purchase_limits
-from flashsale.errors import RateLimited
 from flashsale.request_id import HEADER, forget_request_id, request_id_for, use_request_id
 from flashsale.serializers import MAX_ID
 from orders import services

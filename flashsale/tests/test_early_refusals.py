@@ -30,6 +30,7 @@ from orders.fast_path import PurchaseFastPath
 from orders.models import Order
 from orders.services import known_refusal, purchase
 from products import sold_out
+from products.errors import SoldOut
 from products.services import restock
 from products.stock_reads import StockReadReplay
 from tests.faults import token_for
@@ -383,7 +384,7 @@ def test_the_mark_refuses_as_the_pre_check_would(make_user, make_product):
     shopper = make_user()
     ended = make_product(stock=0, ends_in=timedelta(seconds=30))
     for product in (ended,):
-        with pytest.raises(Exception) as usual:
+        with pytest.raises(SoldOut) as usual:
             purchase(user=shopper, product_id=product.pk)
         assert known_refusal(product_id=product.pk, quantity=1).code == usual.value.code == "sold_out"
     sold_out._marks[ended.pk] = (sold_out._marks[ended.pk][0],
@@ -397,7 +398,7 @@ def test_the_mark_refuses_as_the_pre_check_would(make_user, make_product):
 
 def test_a_waiting_room_is_never_answered_from_the_mark(make_user, make_product):
     product = make_product(stock=0)
-    with pytest.raises(Exception):
+    with pytest.raises(SoldOut):
         purchase(user=make_user(), product_id=product.pk)
     facts = sold_out._marks[product.pk]
     sold_out._marks[product.pk] = (facts[0], {**facts[1], "waiting_room": True})

@@ -112,8 +112,8 @@ def environ_for(req, client, server, body: bytes) -> dict | None:
     addresses that are not (host, port) pairs)."""
     if req._expected_100_continue or not isinstance(server, tuple) or not isinstance(client, tuple):
         return None
-    environ = {"SERVER_SOFTWARE": SERVER_SOFTWARE, "REQUEST_METHOD": req.method, "QUERY_STRING": req.query, "RAW_URI": req.uri,
-               "SERVER_PROTOCOL": f"HTTP/{req.version[0]}.{req.version[1]}"}
+    environ = {"SERVER_SOFTWARE": SERVER_SOFTWARE, "REQUEST_METHOD": req.method, "QUERY_STRING": req.query,
+               "RAW_URI": req.uri, "SERVER_PROTOCOL": f"HTTP/{req.version[0]}.{req.version[1]}"}
     repeated = {}
     for name, value in req.headers:
         if name == "SCRIPT_NAME":

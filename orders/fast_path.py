@@ -252,6 +252,8 @@ class PurchaseFastPath:
             answer = _Answer(*refused)
         metrics.purchase_answered(answer, started=started)
         return answer
+
+
 class _Secure:
     """All Django's dressing middleware read of a request: whether it is secure."""
 

@@ -72,12 +72,12 @@ def purchase_request():
     seen = {}
     try:
         yield seen.setdefault
-    except Exception:
-        _purchases_answered("server_error").inc()
-        raise
-    finally:
+    except BaseException as exc:
         PURCHASE_SECONDS.observe(time.perf_counter() - started)
-    _purchases_answered(purchase_outcome(seen["response"])).inc()
+        if isinstance(exc, Exception):
+            _purchases_answered("server_error").inc()
+        raise
+    purchase_answered(seen["response"], started=started)
 
 
 def purchase_answered(response, *, started: float) -> None:

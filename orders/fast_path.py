@@ -30,6 +30,10 @@ nothing read), so Django's answer is the same as it would have been:
   a new middleware might change the answer, so the fast path switches itself off until
   someone has looked.
 
+The gevent worker also asks `PurchaseFastPath.known_refusal` for this same answer to a
+purchase of a product known sold out, straight from gunicorn's parsed request
+(flashsale.early_refusals).
+
 On unless PURCHASE_FAST_PATH=0 (for measuring it, and for the comparison tests).
 """
 

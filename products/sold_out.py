@@ -114,10 +114,14 @@ def settled_sold_out_facts(product_id: int) -> dict | None:
     of the usual way claims the renewal and reads (a restock made in another process is
     then seen as soon as it would have been without the early answers)."""
     found = _marks.get(product_id)
-    if found is not None and product_id not in _refreshing \
-            and time.monotonic() >= found[0] - REFRESH_AHEAD_SECONDS:
+    if found is not None and product_id not in _refreshing and _due_for_renewal(found):
         return None
     return sold_out_facts(product_id)
+
+
+def _due_for_renewal(found: tuple[float, dict]) -> bool:
+    """Whether an entry (until, facts) is in its last REFRESH_AHEAD_SECONDS."""
+    return time.monotonic() >= found[0] - REFRESH_AHEAD_SECONDS
 
 
 def on_sale_facts(product_id: int) -> dict | None:
@@ -140,7 +144,7 @@ def claim_refresh(product_id: int) -> bool:
     """True for the one caller who should renew an entry about to end (it then reads the
     database as if there were no entry, and must call `release_refresh` afterwards)."""
     found = _marks.get(product_id)
-    if found is None or product_id in _refreshing or time.monotonic() < found[0] - REFRESH_AHEAD_SECONDS:
+    if found is None or product_id in _refreshing or not _due_for_renewal(found):
         return False
     with _guard:
         if product_id in _refreshing:

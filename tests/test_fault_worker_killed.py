@@ -62,6 +62,14 @@ def _remove_pause(table: str) -> None:
         cursor.execute(f'ALTER DATABASE "{name}" RESET client_connection_check_interval')
 
 
+def _waits_for(predicate, *, seconds: float) -> bool:
+    try:
+        wait_until(predicate, timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 def test_a_worker_killed_inside_the_row_lock_leaves_nothing_half_done(make_user, make_product):
     table = Order._meta.db_table
     product = make_product(stock=10)
@@ -82,9 +90,19 @@ def test_a_worker_killed_inside_the_row_lock_leaves_nothing_half_done(make_user,
             worker_pid = int(app_name.rsplit("-", 1)[1])
             assert worker_pid in base.worker_pids()
 
+            # One at a time: a buyer the victim's own worker accepts lines up in that worker's
+            # memory (group commit), not on PostgreSQL's lock, and all five could land there.
+            # Fired one by one, the accept balancer (flashsale/accept_balance.py) sends the next to
+            # the other worker once the victim's holds two connections to its none, so by the
+            # second buyer at the latest one queues on the row lock.
             buyers = [threading.Thread(target=fire, args=(f"buyer{i}", token, 1)) for i, token in enumerate(others)]
             for thread in buyers:
                 thread.start()
+                if _waits_for(lambda: backends("wait_event_type = 'Lock'"), seconds=2):
+                    break
+            for thread in buyers:
+                if thread.ident is None:
+                    thread.start()
             wait_until(lambda: backends("wait_event_type = 'Lock'"), what="another buyer to queue on the lock")
             product.refresh_from_db()
             assert product.stock == 10  # the paused purchase's decrement is not visible: uncommitted

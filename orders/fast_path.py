@@ -240,14 +240,19 @@ class PurchaseFastPath:
         """The limits, then the refusal `refused` (describe's triple) if the mark still gives it."""
         started = time.perf_counter()
         try:
-            enforce_purchase_limits(_Caller(user, environ))
+            waited = enforce_purchase_limits(_Caller(user, environ))
         except RateLimited as limited:
             answer = _Answer(*describe(limited))
         except Exception as failure:  # as `_answer` answers it
             answer = _failure_answer(failure, WSGIRequest(environ), unlogged=self.unlogged)
         else:
-            again = services.known_refusal(product_id=product_id, quantity=quantity)
-            if again is None or describe(again) != refused:
+            # Read again only if Redis was asked: without that wait nothing else in this
+            # process ran, so nothing could have ended or changed the mark since it was read.
+            changed = False
+            if waited:
+                again = services.known_refusal(product_id=product_id, quantity=quantity)
+                changed = again is None or describe(again) != refused
+            if changed:
                 request = WSGIRequest(environ)
                 request_cycle.started(environ)
                 answer = _answer(request, user, product_id, quantity, unlogged=self.unlogged, limits_counted=True)

@@ -243,6 +243,7 @@ def test_a_mark_ended_while_the_limits_were_counted_lets_the_purchase_through(so
     def limits_then_restock_meanwhile(request):
         counted.append(request.user.pk)
         restock(product=product, quantity=1)  # clears the mark on commit, as another greenlet's restock would
+        return True  # Redis was asked: others ran meanwhile
 
     monkeypatch.setattr(fast_path, "enforce_purchase_limits", limits_then_restock_meanwhile)
     early = Worker()
@@ -250,6 +251,25 @@ def test_a_mark_ended_while_the_limits_were_counted_lets_the_purchase_through(so
     assert early.ways == [True] and statuses(answered) == [201] and len(counted) == 1
     assert Order.objects.filter(product=product).count() == 1
     assert comparable(answered).count(b"X-Frame-Options: DENY") == 1
+
+
+@pytest.mark.parametrize("limits", [False, True])
+def test_the_mark_is_read_again_only_after_waiting_for_the_limits(sold_out_sale, settings, monkeypatch, limits):
+    """With no limit set nothing waits between the two, so nothing could have changed the mark."""
+    product, token = sold_out_sale
+    settings.RATE_LIMIT_PURCHASE_USER = "100/h" if limits else None
+    settings.RATE_LIMIT_PURCHASE_IP = None
+    reads = []
+
+    def counted_read(**kwargs):
+        reads.append(kwargs)
+        return known_refusal(**kwargs)
+
+    monkeypatch.setattr(fast_path.services, "known_refusal", counted_read)
+    early = Worker()
+    answered = early.exchange(purchase_bytes(token, product.pk))
+    assert early.ways == [True] and statuses(answered) == [409]
+    assert len(reads) == (2 if limits else 1)
 
 
 def test_a_mark_due_for_renewal_is_renewed_the_usual_way(sold_out_sale):

@@ -141,3 +141,31 @@ def test_concurrent_purchases_are_each_counted_once(purchase_request, settings):
         thread.join()
     assert usage(purchase_request, "purchase-user", ratelimits._by_user, "1000/m")["count"] == 80
     assert 1 <= len(ratelimits._connections.idle) <= 8 + 1  # at most one per thread, and one from before
+
+
+def test_remembered_keys_follow_a_changed_key_setting(purchase_request, settings):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", None
+    ratelimits.enforce_purchase_limits(purchase_request)
+    ratelimits.enforce_purchase_limits(purchase_request)
+    settings.RATELIMIT_CACHE_PREFIX = "rl-other:"  # django-ratelimit's keys change with it: so do ours
+    ratelimits.enforce_purchase_limits(purchase_request)
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 1
+    settings.RATELIMIT_CACHE_PREFIX = "rl:"
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 2
+
+
+def test_remembered_keys_are_bounded_and_stay_django_ratelimits(purchase_request, settings, monkeypatch):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", "60/m"
+    monkeypatch.setattr(ratelimits._LimitKeys, "MAX_ENTRIES", 1)
+    for _ in range(3):  # two keys a purchase: each fills the memo, the next clears it
+        ratelimits.enforce_purchase_limits(purchase_request)
+    assert len(ratelimits._limit_keys.keys) == 1
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 3
+    assert usage(purchase_request, "purchase-ip", ratelimits._by_ip, "60/m")["count"] == 3
+
+
+def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = None, None
+    assert ratelimits.enforce_purchase_limits(purchase_request) is False
+    settings.RATE_LIMIT_PURCHASE_USER = "5/m"
+    assert ratelimits.enforce_purchase_limits(purchase_request) is True

@@ -112,14 +112,15 @@ def _count(pool, *, keys: list[str], args: list[int]) -> int:
 
 
 class _LimitKeys:
-    """The Redis keys of the purchase limits, remembered: the same inputs give the same key.
+    """The Redis keys of the purchase limits, and the pool they are counted through, remembered.
 
     django-ratelimit's key for a limit is a sha256 of its group, rate, value (shopper or
     address) and window, prefixed, then the cache's own prefix and version; working both
     out for every purchase cost ~20 µs of CPU, a fifth of what the limiter adds to one. A
     miss still asks django-ratelimit's `_make_cache_key` and the cache's `make_key`, so a
-    kept key is always theirs. Bounded (cleared when full: windows move on, and a sale's
-    crowd is thousands of shoppers), and cleared when a setting a key depends on changes.
+    kept key is always theirs (the same inputs give the same key). Bounded (cleared when
+    full: windows move on, and a sale's crowd is thousands of shoppers), and cleared when a
+    setting a key or the pool depends on changes.
     """
 
     MAX_ENTRIES = 20_000
@@ -127,6 +128,15 @@ class _LimitKeys:
     def __init__(self):
         self.rates: dict[str, tuple[int, int]] = {}
         self.keys: dict[tuple, str] = {}
+        self.pools: dict[str, object] = {}
+
+    def pool(self, alias: str):
+        """The connection pool of the cache `alias`'s Redis. Django keeps a cache object per
+        thread (so per greenlet), and django-redis makes a client for each: looked up once here."""
+        found = self.pools.get(alias)
+        if found is None:
+            found = self.pools[alias] = caches[alias].client.get_client(write=True).connection_pool
+        return found
 
     def rate(self, rate: str) -> tuple[int, int]:
         """(limit, period in seconds) of a rate string, as `_split_rate` reads it."""
@@ -135,19 +145,21 @@ class _LimitKeys:
             found = self.rates[rate] = _split_rate(rate)
         return found
 
-    def key(self, cache, group: str, rate: str, value: str, window: int) -> str:
-        """The cache's Redis key for the counter of (group, rate, value) in this window."""
-        memo = (group, rate, value, window)
+    def key(self, alias: str, group: str, rate: str, value: str, window: int) -> str:
+        """The cache `alias`'s Redis key for the counter of (group, rate, value) in this window."""
+        memo = (alias, group, rate, value, window)
         found = self.keys.get(memo)
         if found is None:
             if len(self.keys) >= self.MAX_ENTRIES:
                 self.keys.clear()
-            found = self.keys[memo] = str(cache.client.make_key(_make_cache_key(group, window, rate, value, ALL)))
+            key = _make_cache_key(group, window, rate, value, ALL)
+            found = self.keys[memo] = str(caches[alias].client.make_key(key))
         return found
 
     def clear(self) -> None:
         self.rates.clear()
         self.keys.clear()
+        self.pools.clear()
 
 
 _limit_keys = _LimitKeys()
@@ -172,19 +184,18 @@ def enforce_purchase_limits(request) -> bool:
     down: fail open (RATELIMIT_FAIL_OPEN), as before.
     """
     limits = []
-    cache = None
+    alias = settings.RATELIMIT_USE_CACHE
     for group, key, rate in (("purchase-user", _by_user, settings.RATE_LIMIT_PURCHASE_USER),
                              ("purchase-ip", _by_ip, settings.RATE_LIMIT_PURCHASE_IP)):
         if rate is not None:
-            cache = cache or caches[settings.RATELIMIT_USE_CACHE]
             value = key(group, request)
             limit, period = _limit_keys.rate(rate)
             window = _get_window(value, period)
-            limits.append((_limit_keys.key(cache, group, rate, value, window), limit, period + EXPIRATION_FUDGE, window))
+            limits.append((_limit_keys.key(alias, group, rate, value, window), limit, period + EXPIRATION_FUDGE, window))
     if not limits:
         return False
     try:
-        refused = _count(cache.client.get_client(write=True).connection_pool,
+        refused = _count(_limit_keys.pool(alias),
                          keys=[key for key, *_ in limits],
                          args=[n for _key, limit, ttl, _w in limits for n in (limit, ttl)])
     except (RedisError, OSError) as exc:

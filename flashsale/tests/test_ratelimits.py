@@ -169,3 +169,18 @@ def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings):
     assert ratelimits.enforce_purchase_limits(purchase_request) is False
     settings.RATE_LIMIT_PURCHASE_USER = "5/m"
     assert ratelimits.enforce_purchase_limits(purchase_request) is True
+
+
+def test_the_remembered_pool_follows_a_changed_cache_setting(purchase_request, settings, caplog):
+    import copy
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", None
+    ratelimits.enforce_purchase_limits(purchase_request)  # the test Redis's pool, remembered
+    working = settings.CACHES
+    unreachable = copy.deepcopy(working)
+    unreachable["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+    settings.CACHES = unreachable
+    assert ratelimits.enforce_purchase_limits(purchase_request) is True  # asked, failed open
+    assert "rate limits skipped" in caplog.text
+    settings.CACHES = working
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 1

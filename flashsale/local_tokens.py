@@ -54,9 +54,10 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from gevent.monkey import get_original
 from redis.commands.core import Script
 from redis.exceptions import RedisError
+
+from flashsale.sockets import readable_now
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,6 @@ _WATCH_SECONDS = 1.0  # the watcher looks at the subscription again at least thi
 # A message on the channel is either invalidated keys separated by spaces, or this marker
 # followed by announced entries, one `cache-key JSON-columns` per line.
 _BORN = b"+"
-# The kernel's poll, even where gevent has patched `select` (see _socket_has_bytes).
-_kernel_poll = get_original("select", "poll")
-_READABLE = select.POLLIN
 # Entries per announcement message: ~15 KB, so Redis writes a message to a subscriber's socket
 # whole and a lookup's non-blocking read finds it complete, rather than waiting (and, on a
 # saturated worker, timing out) for the rest of a 1,000-shopper message.
@@ -349,14 +347,10 @@ def _socket_has_bytes(pubsub) -> bool:
 
     redis-py's own readiness check goes through `select.poll`, which gevent replaces with
     one that waits in the hub (a timer and a switch, most of a refusal's lookup); this
-    calls the kernel's. True whenever unsure (no socket), so the caller reads.
+    asks the kernel (flashsale.sockets). True whenever unsure (no socket), so the caller reads.
     """
     sock = _subscription_socket(pubsub)
-    if sock is None:
-        return True
-    poller = _kernel_poll()
-    poller.register(sock.fileno(), _READABLE)
-    return bool(poller.poll(0))
+    return True if sock is None else readable_now(sock)
 
 
 def _close(pubsub) -> None:

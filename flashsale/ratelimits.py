@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from flashsale.client_ip import client_ip
 from flashsale.errors import RateLimited
+from flashsale.sockets import readable_now
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,11 @@ class _ScriptConnections:
     (its command layer, retry wrapper, pool checkout and release, observability hooks); the
     same bytes sent on one of its `Connection`s and the answer read by its parser, ~60 µs.
     The connections are made with the cache pool's own class and arguments (address,
-    database, password, timeouts) and kept in a list per process; one that failed is dropped.
+    database, password, timeouts) and kept in a list per process; one that failed is dropped,
+    and so is a kept one the server has closed meanwhile (a restart, a CLIENT KILL, its
+    idle timeout) or that holds bytes no one asked for: its socket is readable while it
+    waits for nothing, which one non-blocking poll sees before it is used. Otherwise the
+    purchase it served would fail open, its limits skipped.
     """
 
     def __init__(self):
@@ -76,10 +81,13 @@ class _ScriptConnections:
     def take(self, pool):
         if pool is not self.pool or self.pid != os.getpid():  # the settings changed, or a forked child
             self.pool, self.pid, self.idle = pool, os.getpid(), []
-        try:
-            return self.idle.pop()
-        except IndexError:
-            return pool.connection_class(**pool.connection_kwargs)
+        while self.idle:
+            connection = self.idle.pop()
+            sock = connection._sock
+            if sock is None or not readable_now(sock):
+                return connection
+            connection.disconnect()
+        return pool.connection_class(**pool.connection_kwargs)
 
     def give_back(self, pool, connection) -> None:
         if pool is self.pool and len(self.idle) < _MAX_IDLE:

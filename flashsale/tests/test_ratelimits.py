@@ -6,6 +6,8 @@ from django_ratelimit.core import get_usage
 
 from flashsale import ratelimits
 from flashsale.errors import RateLimited
+from flashsale.sockets import readable_now
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +107,22 @@ def test_a_connection_the_server_closed_is_dropped_and_the_next_purchase_counts(
     ratelimits.enforce_purchase_limits(purchase_request)  # fails open at worst: never an error
     ratelimits.enforce_purchase_limits(purchase_request)
     assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] >= 2
+    assert kept not in ratelimits._connections.idle
+
+
+def test_a_kept_connection_the_server_closed_is_not_used(purchase_request, settings, caplog):
+    """Closed while it waited in the list (a Redis restart would close them all): the next
+    purchase takes another connection and is counted, not waved through unlimited."""
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", "60/m"
+    ratelimits.enforce_purchase_limits(purchase_request)
+    kept = ratelimits._connections.idle[-1]
+    cache.client.get_client(write=True).execute_command("CLIENT", "KILL", "ID", _client_id(kept))
+    wait_until(lambda: readable_now(kept._sock), what="the server's close to reach the kept socket")
+    ratelimits.enforce_purchase_limits(purchase_request)
+    assert "rate limits skipped" not in caplog.text
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 2
     assert kept not in ratelimits._connections.idle
 
 

@@ -220,12 +220,18 @@ class PurchaseFastPath:
         if parts is None:
             return None
         key, product_id, quantity = parts
+        if not services.may_know_refusal(product_id):  # most purchases: no token lookup here
+            return None
+        user = _shopper(key, local_only=True)
+        if user is None:
+            return None
+        # The mark is read after the token lookup, which may wait (subscribing to the token
+        # channel, the rest of a message) while other requests of this process run.
         refusal = services.known_refusal(product_id=product_id, quantity=quantity)
         if refusal is None:
             return None
         refused = describe(refusal)
-        user = _shopper(key, local_only=True)
-        if refused[0] not in self.unlogged or user is None:
+        if refused[0] not in self.unlogged:
             return None
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         use_request_id(request_id)
@@ -246,8 +252,8 @@ class PurchaseFastPath:
         except Exception as failure:  # as `_answer` answers it
             answer = _failure_answer(failure, WSGIRequest(environ), unlogged=self.unlogged)
         else:
-            # Read again only if Redis was asked: without that wait nothing else in this
-            # process ran, so nothing could have ended or changed the mark since it was read.
+            # Read again only if Redis was asked: nothing else waits between the first read
+            # and here, so without that wait nothing else in this process ran meanwhile.
             changed = False
             if waited:
                 again = services.known_refusal(product_id=product_id, quantity=quantity)

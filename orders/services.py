@@ -301,6 +301,12 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
     return False
 
 
+def may_know_refusal(product_id: int) -> bool:
+    """Whether `known_refusal` could refuse a purchase of this product now (a settled mark is
+    there): a dict lookup, so that a request it will not refuse pays nothing more."""
+    return sold_out.settled_sold_out_facts(product_id) is not None
+
+
 def known_refusal(*, product_id: int, quantity: int) -> DomainError | None:
     """The refusal the pre-check would give from the sold-out mark alone, or None.
 

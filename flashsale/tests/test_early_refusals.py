@@ -272,6 +272,27 @@ def test_the_mark_is_read_again_only_after_waiting_for_the_limits(sold_out_sale,
     assert len(reads) == (2 if limits else 1)
 
 
+@pytest.mark.parametrize("limits", [None, "100/h"])
+def test_a_mark_cleared_while_the_token_was_looked_up_lets_the_purchase_through(sold_out_sale, settings,
+                                                                                 monkeypatch, limits):
+    """The local token copy may wait (subscribing, the rest of a message) while another
+    greenlet restocks: the mark is read after that lookup, with or without limits to count."""
+    product, token = sold_out_sale
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = limits, None
+    looked_up = fast_path._shopper
+
+    def lookup_while_restocked(key, **kwargs):
+        if kwargs.get("local_only"):
+            restock(product=product, quantity=1)  # clears the mark on commit
+        return looked_up(key, **kwargs)
+
+    monkeypatch.setattr(fast_path, "_shopper", lookup_while_restocked)
+    early = Worker()
+    answered = early.exchange(purchase_bytes(token, product.pk))
+    assert statuses(answered) == [201]
+    assert Order.objects.filter(product=product).count() == 1
+
+
 def test_a_mark_due_for_renewal_is_renewed_the_usual_way(sold_out_sale):
     product, token = sold_out_sale
     until, facts = sold_out._marks[product.pk]

@@ -182,11 +182,38 @@ def test_remembered_keys_are_bounded_and_stay_django_ratelimits(purchase_request
     assert usage(purchase_request, "purchase-ip", ratelimits._by_ip, "60/m")["count"] == 3
 
 
-def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings):
+def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings, monkeypatch):
+    from redis.connection import AbstractConnection
+
+    sent = []
+    real_send = AbstractConnection.send_packed_command
+
+    def counting_send(self, command, *args, **kwargs):
+        sent.append(command)
+        return real_send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
     settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = None, None
     assert ratelimits.enforce_purchase_limits(purchase_request) is False
+    assert sent == []
     settings.RATE_LIMIT_PURCHASE_USER = "5/m"
     assert ratelimits.enforce_purchase_limits(purchase_request) is True
+    assert len(sent) >= 1
+
+
+def test_remembered_keys_follow_a_changed_cache_key_prefix(purchase_request, settings):
+    import copy
+
+    from django.core.cache import caches
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "5/m", None
+    ratelimits.enforce_purchase_limits(purchase_request)
+    other = copy.deepcopy(settings.CACHES)
+    other["default"]["KEY_PREFIX"] = "flashsale-test-other"
+    settings.CACHES = other
+    ratelimits.enforce_purchase_limits(purchase_request)  # counted under the new prefix: a first
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 1
+    caches["default"].delete_pattern("*")  # what this test counted under the other prefix
 
 
 def test_the_remembered_pool_follows_a_changed_cache_setting(purchase_request, settings, caplog):

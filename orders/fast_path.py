@@ -140,6 +140,25 @@ def _rendered(body: dict) -> bytes:
     return content
 
 
+_refusal_answers: dict[tuple, _Answer] = {}
+
+
+def _refusal_answer(refused: tuple) -> _Answer:
+    """The early answer for a mark's refusal (describe's triple), made once per distinct
+    refusal and shared: a crowd's sold-out answers are one answer thousands of times over,
+    and nothing on that path changes an answer once made (it is read, never logged or closed)."""
+    status, body, headers = refused
+    if not all(type(value) in (str, int) for value in (*body.values(), *headers.values())):
+        return _Answer(status, body, headers)
+    key = (status, tuple(body.items()), tuple(headers.items()))
+    answer = _refusal_answers.get(key)
+    if answer is None:
+        if len(_refusal_answers) >= _RENDERED_MAX:
+            _refusal_answers.clear()
+        answer = _refusal_answers[key] = _Answer(status, body, headers)
+    return answer
+
+
 class PurchaseFastPath:
     """WSGI middleware around the Django application (see flashsale/wsgi.py)."""
 
@@ -264,7 +283,7 @@ class PurchaseFastPath:
                 answer = _answer(request, user, product_id, quantity, unlogged=self.unlogged, limits_counted=True)
                 answer.close()  # ends the request cycle; the answer is all rendered
                 return answer
-            answer = _Answer(*refused)
+            answer = _refusal_answer(refused)
         metrics.purchase_answered(answer, started=started)
         return answer
 

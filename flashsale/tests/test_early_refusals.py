@@ -150,6 +150,24 @@ def test_a_sold_out_purchase_is_answered_early_with_the_same_bytes(sold_out_sale
     assert b"Connection: keep-alive\r\n" in answered_early
 
 
+def test_different_refusals_in_a_row_each_get_their_own_bytes(sold_out_sale, make_product, no_rate_limits):
+    """Early answers are made once per distinct refusal and shared: none bleeds into another."""
+    product, token = sold_out_sale
+    ended = make_product(stock=0)
+    Worker().exchange(purchase_bytes(token, ended.pk))  # its mark
+    until, facts = sold_out._marks[ended.pk]
+    sold_out._marks[ended.pk] = (until, {**facts, "sale_ends_at": timezone.now() - timedelta(seconds=1)})
+    requests = (purchase_bytes(token, product.pk) + purchase_bytes(token, ended.pk)
+                + purchase_bytes(token, product.pk, body=b'{"product_id": %d, "quantity": 2}' % product.pk)
+                + purchase_bytes(token, ended.pk))
+    early, usual = Worker(), Worker(early=False)
+    answered_early, answered_usually = early.exchange(requests), usual.exchange(requests)
+    assert early.ways == [True] * 4 and usual.ways == [None] * 4
+    assert comparable(answered_early) == comparable(answered_usually)
+    codes = re.findall(rb'"code":"(\w+)"', answered_early)
+    assert codes == [b"sold_out", b"sale_ended", b"sold_out", b"sale_ended"]
+
+
 def test_pipelined_requests_keep_their_framing_around_early_answers(sold_out_sale, make_product):
     product, token = sold_out_sale
     on_sale = make_product(stock=5)

@@ -182,23 +182,13 @@ def test_remembered_keys_are_bounded_and_stay_django_ratelimits(purchase_request
     assert usage(purchase_request, "purchase-ip", ratelimits._by_ip, "60/m")["count"] == 3
 
 
-def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings, monkeypatch):
-    from redis.connection import AbstractConnection
-
-    sent = []
-    real_send = AbstractConnection.send_packed_command
-
-    def counting_send(self, command, *args, **kwargs):
-        sent.append(command)
-        return real_send(self, command, *args, **kwargs)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
+def test_no_limit_set_asks_nothing_of_redis(purchase_request, settings, writes):
     settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = None, None
     assert ratelimits.enforce_purchase_limits(purchase_request) is False
-    assert sent == []
+    assert writes == []
     settings.RATE_LIMIT_PURCHASE_USER = "5/m"
     assert ratelimits.enforce_purchase_limits(purchase_request) is True
-    assert len(sent) >= 1
+    assert len(writes) >= 1
 
 
 def test_remembered_keys_follow_a_changed_cache_key_prefix(purchase_request, settings):
@@ -229,3 +219,140 @@ def test_the_remembered_pool_follows_a_changed_cache_setting(purchase_request, s
     assert "rate limits skipped" in caplog.text
     settings.CACHES = working
     assert usage(purchase_request, "purchase-user", ratelimits._by_user, "5/m")["count"] == 1
+
+
+class _Interrupted(BaseException):
+    """What killing a greenlet or a timeout of its own raises in the sender: not an error of the write."""
+
+
+def _line_up(purchase_request, *, followers: int, on_second_write):
+    """One caller writes alone and is held at its connection until `followers` more have
+    queued behind it; they then go out as the next write, whose connection `on_second_write`
+    may change. Returns (what each caller's enforce returned or raised, in order of start)."""
+    import threading
+
+    real_take = ratelimits._connections.take
+    takes = []
+
+    def held_take(pool):
+        takes.append(pool)
+        if len(takes) == 1:
+            wait_until(lambda: len(ratelimits._line.waiting) == followers, what="the followers to queue")
+            return real_take(pool)
+        return on_second_write(real_take(pool)) if len(takes) == 2 else real_take(pool)
+
+    ratelimits._connections.take = held_take  # this test's own instance (the held_line fixture)
+    outcomes = [None] * (followers + 1)
+
+    def call(index):
+        try:
+            outcomes[index] = ratelimits.enforce_purchase_limits(purchase_request)
+        except BaseException as raised:  # recorded for the test to look at
+            outcomes[index] = raised
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    wait_until(lambda: takes, what="the first caller to write")
+    others = [threading.Thread(target=call, args=(i,)) for i in range(1, followers + 1)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(10)
+    return outcomes
+
+
+@pytest.fixture
+def held_line(monkeypatch):
+    """A line and connections of the test's own, so `_line_up` may hold its connections."""
+    monkeypatch.setattr(ratelimits, "_line", ratelimits._Line())
+    monkeypatch.setattr(ratelimits, "_connections", ratelimits._ScriptConnections())
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every write the limiter puts on a Redis connection, recorded (and sent)."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    real_send = AbstractConnection.send_packed_command
+
+    def counting_send(self, command, *args, **kwargs):
+        sent.append(command)
+        return real_send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
+    return sent
+
+
+def test_calls_queued_while_one_is_written_go_out_together_each_counted_once(purchase_request, settings,
+                                                                            held_line, writes):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", "100/m"
+    ratelimits.enforce_purchase_limits(purchase_request)  # the server learns the script
+    writes.clear()
+    outcomes = _line_up(purchase_request, followers=5, on_second_write=lambda connection: connection)
+    assert outcomes == [True] * 6
+    assert len(writes) == 2  # the first caller alone, then the five queued behind it in one write
+    assert ratelimits._line.batch_sizes[5] == 1
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "100/m")["count"] == 7
+    assert usage(purchase_request, "purchase-ip", ratelimits._by_ip, "100/m")["count"] == 7
+
+
+def test_a_server_that_forgot_the_script_learns_it_inside_a_shared_write(purchase_request, settings, held_line):
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", None
+
+    def forgotten(connection):
+        cache.client.get_client(write=True).execute_command("SCRIPT", "FLUSH")  # as a restarted server
+        return connection
+
+    outcomes = _line_up(purchase_request, followers=4, on_second_write=forgotten)
+    assert outcomes == [True] * 5
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "100/m")["count"] == 5
+
+
+def test_an_answer_lost_midway_fails_open_for_every_caller_still_waiting(purchase_request, settings, held_line,
+                                                                        caplog):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", None
+    ratelimits.enforce_purchase_limits(purchase_request)
+    lost = []
+
+    def loses_answers_after_the_first(connection):
+        real_read = connection.read_response
+        answers = []
+
+        def read_response(*args, **kwargs):
+            if answers:
+                raise RedisConnectionError("connection lost (a test)")
+            answers.append(real_read(*args, **kwargs))
+            return answers[-1]
+
+        connection.read_response = read_response
+        lost.append(connection)
+        return connection
+
+    outcomes = _line_up(purchase_request, followers=4, on_second_write=loses_answers_after_the_first)
+    assert outcomes == [True] * 5  # never an error: answered, or the limits skipped
+    assert caplog.text.count("rate limits skipped") == 3  # the four in one write; the first of them answered
+    assert lost[0] not in ratelimits._connections.idle
+    assert ratelimits.enforce_purchase_limits(purchase_request) is True  # a fresh connection counts on
+    assert caplog.text.count("rate limits skipped") == 3
+    # Redis ran all five (only their answers were lost): counted, as a lost answer always was.
+    assert usage(purchase_request, "purchase-user", ratelimits._by_user, "100/m")["count"] == 7
+
+
+def test_an_interrupted_sender_alone_raises_the_interruption(purchase_request, settings, held_line, caplog):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", None
+    ratelimits.enforce_purchase_limits(purchase_request)
+
+    def interrupted(connection):
+        raise _Interrupted()
+
+    outcomes = _line_up(purchase_request, followers=3, on_second_write=interrupted)
+    assert outcomes[0] is True
+    assert sum(isinstance(outcome, _Interrupted) for outcome in outcomes) == 1  # the second write's sender
+    assert outcomes.count(True) == 3  # the others fail open
+    assert caplog.text.count("rate limits skipped") == 2
+    assert not ratelimits._line.waiting and not ratelimits._line.sending  # the line is free again

@@ -5,13 +5,10 @@ Called by the API and template views before any input is read, in the contract's
 limiter fails open (RATELIMIT_FAIL_OPEN) and requests go on unlimited.
 """
 
-import copy
 import hashlib
 import logging
 import os
-import threading
 import time
-from collections import Counter, deque
 
 from django.conf import settings
 from django.core.cache import caches
@@ -102,120 +99,24 @@ class _ScriptConnections:
 _connections = _ScriptConnections()
 
 
-class _Call:
-    """One counting call waiting in this process's line, then its outcome."""
-
-    __slots__ = ("keys", "args", "result", "error", "leads", "woken")
-
-    def __init__(self, keys: list[str], args: list[int]):
-        self.keys, self.args, self.result, self.error, self.leads = keys, args, None, None, False
-        # Made per call, not at import: under gunicorn's preload this module may load before
-        # gevent patches `threading`, and an unpatched Event would block the whole worker.
-        self.woken = threading.Event()
-
-    def command(self, verb: str, script: str) -> bytes:
-        # hiredis's packer itself (what redis-py's calls), without redis-py's per-argument layer.
-        return pack_command((verb, script, len(self.keys), *self.keys, *self.args))
-
-    def outcome(self) -> int:
-        if self.error is not None:
-            raise self.error
-        return int(self.result)
-
-
-class _Line:
-    """A process's counting calls, written to Redis together ("flat combining", as group commit).
-
-    Under load a worker has several calls in flight at once (at 64 clients `make bench` saw
-    6-8 others when one started: a call whose answer has arrived still waits for gevent's
-    hub to resume it), and each paid a write that wakes Redis and a read: on this VM a bare
-    PING round trip costs 28 µs of client CPU, 8 pipelined 3.7 µs each. So whoever finds no
-    one sending becomes the sender: it takes every call queued, writes them as one pipeline
-    on one connection, reads the answers in order, gives each caller its own, and hands the
-    line to the longest-waiting caller if more came meanwhile. A lone call sends at once, as
-    before. Redis runs each script whole and in order, so every call is counted exactly as
-    if sent alone; a failure answers every call of that write not yet answered with it (each
-    caller then fails open, as alone).
-    """
-
-    def __init__(self):
-        self.waiting: deque[_Call] = deque()
-        self.sending = False
-        # Held only for deque operations, never across I/O, so it is safe even if made before
-        # gevent patched `threading` (see _Call.woken).
-        self.lock = threading.Lock()
-        self.batch_sizes: Counter = Counter()
-
-    def count(self, pool, call: _Call) -> int:
-        with self.lock:
-            self.waiting.append(call)
-            leads = not self.sending
-            self.sending = True
-        if not leads:
-            call.woken.wait()
-            if not call.leads:
-                return call.outcome()
-        with self.lock:  # this call is queued, so it is in what is taken
-            batch = list(self.waiting)
-            self.waiting.clear()
-        try:
-            _run_batch(pool, batch)
-        finally:
-            with self.lock:
-                self.batch_sizes[len(batch)] += 1
-                successor = self.waiting[0] if self.waiting else None
-                self.sending = successor is not None
-            if successor is not None:
-                successor.leads = True
-                successor.woken.set()
-        return call.outcome()
-
-
-_line = _Line()
-
-
-def _run_batch(pool, batch: list[_Call]) -> None:
-    """Every call of `batch` in one write on one connection; each gets its answer or the failure.
-
-    Never leaves a call unanswered. A failure that is not an error of the write (the sender's
-    greenlet killed, a timeout of its own) is raised in the sender only; the other callers get
-    a RedisError for it, and fail open as for any other lost answer.
-    """
-    connection = None
-    try:
-        connection = _connections.take(pool)
-        connection.send_packed_command([b"".join(call.command("EVALSHA", _COUNTER_SHA) for call in batch)],
-                                       check_health=False)
-        unknown = []
-        for call in batch:
-            try:
-                call.result = connection.read_response()
-            except NoScriptError:  # a new or restarted server: EVAL teaches it the script
-                unknown.append(call)
-        if unknown:
-            connection.send_packed_command([b"".join(call.command("EVAL", _COUNT_UNTIL_REFUSED) for call in unknown)],
-                                           check_health=False)
-            for call in unknown:
-                call.result = connection.read_response()
-    except BaseException as failure:
-        if connection is not None:
-            connection.disconnect()  # whatever went wrong, its next answer cannot be trusted
-        shared = failure if isinstance(failure, Exception) else RedisError(f"the count was not written: {failure!r}")
-        for call in batch:
-            if call.result is None:
-                call.error = copy.copy(shared)  # each caller raises its own
-        if shared is not failure:
-            raise
-    else:
-        _connections.give_back(pool, connection)
-    finally:
-        for call in batch:
-            call.woken.set()
-
-
 def _count(pool, *, keys: list[str], args: list[int]) -> int:
-    """Run the counting script (with whatever else is queued): the index of the first limit passed, or 0."""
-    return _line.count(pool, _Call(keys, args))
+    """Run the counting script on one connection: the index of the first limit passed, or 0."""
+    connection = _connections.take(pool)
+    try:
+        # hiredis's packer itself (what redis-py's calls), without redis-py's per-argument layer.
+        connection.send_packed_command([pack_command(("EVALSHA", _COUNTER_SHA, len(keys), *keys, *args))],
+                                       check_health=False)
+        try:
+            refused = connection.read_response()
+        except NoScriptError:  # a new or restarted server: EVAL teaches it the script
+            connection.send_packed_command(
+                [pack_command(("EVAL", _COUNT_UNTIL_REFUSED, len(keys), *keys, *args))], check_health=False)
+            refused = connection.read_response()
+    except BaseException:
+        connection.disconnect()  # whatever went wrong, its next answer cannot be trusted
+        raise
+    _connections.give_back(pool, connection)
+    return int(refused)
 
 
 class _LimitKeys:

@@ -172,3 +172,19 @@ def shots(tmp_path):
     from tests.browser import SCREENSHOTS
 
     return SCREENSHOTS if os.environ.get("SAVE_SCREENSHOTS") == "1" else tmp_path
+
+
+@pytest.fixture
+def redis_writes(monkeypatch):
+    """Every write put on a redis-py connection from here on, recorded (and sent)."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    real_send = AbstractConnection.send_packed_command
+
+    def counting_send(self, command, *args, **kwargs):
+        sent.append(command)
+        return real_send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
+    return sent

@@ -47,15 +47,25 @@ def wait_message(seconds: int) -> str:
     return f"Too many requests. Please wait {seconds} second{'s' if seconds != 1 else ''} before trying again."
 
 
-# Count each limit in turn, django-ratelimit style (ADD 1 or INCR, expiring after the period
-# plus its fudge), and stop at the first one passed: a refused shopper's requests do not
-# count against their address, exactly as two `get_usage` calls in a row would.
+# Count each purchase's limits in turn, django-ratelimit style (ADD 1 or INCR, expiring after
+# the period plus its fudge), and stop at the first one passed: a refused shopper's requests do
+# not count against their address, exactly as two `get_usage` calls in a row would. One call
+# counts any number of purchases in arrival order (a purchase group's, see `count_limits`).
+# KEYS: every limit of every purchase; ARGV[1]: how many purchases; then per key its limit,
+# expiry and purchase number. The answer gives per purchase the position among its own limits
+# of the one passed (1 = its first), or 0.
 _COUNT_UNTIL_REFUSED = """
+local answers, first = {}, {}
+for n = 1, tonumber(ARGV[1]) do answers[n] = 0 end
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, 0, 'EX', ARGV[2 * i], 'NX')
-  if redis.call('INCR', key) > tonumber(ARGV[2 * i - 1]) then return i end
+  local n = tonumber(ARGV[3 * i + 1])
+  first[n] = first[n] or i
+  if answers[n] == 0 then
+    redis.call('SET', key, 0, 'EX', ARGV[3 * i], 'NX')
+    if redis.call('INCR', key) > tonumber(ARGV[3 * i - 1]) then answers[n] = i - first[n] + 1 end
+  end
 end
-return 0
+return answers
 """
 _COUNTER_SHA = hashlib.sha1(_COUNT_UNTIL_REFUSED.encode()).hexdigest()  # EVALSHA; EVAL when the server lacks it
 _MAX_IDLE = 32  # connections kept per process for the script; more in flight make their own
@@ -99,8 +109,8 @@ class _ScriptConnections:
 _connections = _ScriptConnections()
 
 
-def _count(pool, *, keys: list[str], args: list[int]) -> int:
-    """Run the counting script on one connection: the index of the first limit passed, or 0."""
+def _count(pool, *, keys: list[str], args: list[int]) -> list[int]:
+    """Run the counting script on one connection: per purchase, the position of its first limit passed, or 0."""
     connection = _connections.take(pool)
     try:
         # hiredis's packer itself (what redis-py's calls), without redis-py's per-argument layer.
@@ -116,7 +126,7 @@ def _count(pool, *, keys: list[str], args: list[int]) -> int:
         connection.disconnect()  # whatever went wrong, its next answer cannot be trusted
         raise
     _connections.give_back(pool, connection)
-    return int(refused)
+    return [int(position) for position in refused]
 
 
 class _LimitKeys:
@@ -179,8 +189,75 @@ def _forget_limit_keys(*, setting, **kwargs):
         _limit_keys.clear()
 
 
+class PendingLimits:
+    """One purchase's limits, worked out (keys, windows) but not yet counted.
+
+    Counted once, by `count()` or with others by `count_limits`: a purchase group counts all
+    its buyers' in one round trip (orders.services). `refusal` is then the RateLimited the
+    purchase gets, or None (under every limit, or Redis unavailable: fail open).
+    """
+
+    __slots__ = ("alias", "limits", "counted", "refusal")
+
+    def __init__(self, alias: str, limits: list[tuple[str, int, int, int]]):
+        self.alias, self.limits = alias, limits  # (Redis key, limit, expiry, window end) each
+        self.counted, self.refusal = False, None
+
+    def count(self) -> None:
+        """Count them now, unless already counted; raise the refusal if a limit is passed."""
+        if not self.counted:
+            count_limits([self])
+        if self.refusal is not None:
+            raise self.refusal
+
+
+def purchase_limits(request) -> PendingLimits | None:
+    """Per shopper, then per client address: the limits of this purchase, not yet counted;
+    None when no limit is set. `request.user` must be authenticated. No I/O."""
+    limits = []
+    alias = settings.RATELIMIT_USE_CACHE
+    for group, key, rate in (("purchase-user", _by_user, settings.RATE_LIMIT_PURCHASE_USER),
+                             ("purchase-ip", _by_ip, settings.RATE_LIMIT_PURCHASE_IP)):
+        if rate is not None:
+            value = key(group, request)
+            limit, period = _limit_keys.rate(rate)
+            window = _get_window(value, period)
+            limits.append((_limit_keys.key(alias, group, rate, value, window), limit, period + EXPIRATION_FUDGE, window))
+    return PendingLimits(alias, limits) if limits else None
+
+
+def count_limits(pending: list[PendingLimits]) -> None:
+    """Count the purchases' limits not yet counted, in their order, in one Redis round trip per
+    cache (there is one in practice), and set each one's `refusal`.
+
+    Each is marked counted before anything is sent, so none is ever counted twice (an answer
+    lost midway counts as Redis unavailable). Redis down: fail open (RATELIMIT_FAIL_OPEN).
+    """
+    by_alias: dict[str, list[PendingLimits]] = {}
+    for limits in pending:
+        if not limits.counted:
+            limits.counted = True
+            by_alias.setdefault(limits.alias, []).append(limits)
+    for alias, batch in by_alias.items():
+        keys, args = [], [len(batch)]
+        for number, limits in enumerate(batch, start=1):
+            for key, limit, expiry, _window in limits.limits:
+                keys.append(key)
+                args += (limit, expiry, number)
+        try:
+            refused = _count(_limit_keys.pool(alias), keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limits skipped, Redis unavailable: %s", exc)
+            continue
+        now = int(time.time())
+        for limits, position in zip(batch, refused, strict=True):
+            if position:
+                seconds = max(1, limits.limits[position - 1][3] - now)
+                limits.refusal = RateLimited(wait_message(seconds), retry_after=seconds)
+
+
 def enforce_purchase_limits(request) -> bool:
-    """Per shopper, then per client address, in one Redis round trip; `request.user` must be authenticated.
+    """Count this purchase's limits now, in one Redis round trip; raise RateLimited if one is passed.
 
     True when Redis was asked (whatever it answered): the caller then waited, and other
     requests of its process may have run meanwhile; False when no limit is set.
@@ -191,27 +268,10 @@ def enforce_purchase_limits(request) -> bool:
     one server-side script, sent on a connection of its own (`_ScriptConnections`). Redis
     down: fail open (RATELIMIT_FAIL_OPEN), as before.
     """
-    limits = []
-    alias = settings.RATELIMIT_USE_CACHE
-    for group, key, rate in (("purchase-user", _by_user, settings.RATE_LIMIT_PURCHASE_USER),
-                             ("purchase-ip", _by_ip, settings.RATE_LIMIT_PURCHASE_IP)):
-        if rate is not None:
-            value = key(group, request)
-            limit, period = _limit_keys.rate(rate)
-            window = _get_window(value, period)
-            limits.append((_limit_keys.key(alias, group, rate, value, window), limit, period + EXPIRATION_FUDGE, window))
-    if not limits:
+    limits = purchase_limits(request)
+    if limits is None:
         return False
-    try:
-        refused = _count(_limit_keys.pool(alias),
-                         keys=[key for key, *_ in limits],
-                         args=[n for _key, limit, ttl, _w in limits for n in (limit, ttl)])
-    except (RedisError, OSError) as exc:
-        logger.warning("rate limits skipped, Redis unavailable: %s", exc)
-        return True
-    if refused:
-        seconds = max(1, limits[refused - 1][3] - int(time.time()))
-        raise RateLimited(wait_message(seconds), retry_after=seconds)
+    limits.count()
     return True
 
 

@@ -47,6 +47,9 @@ class Buyer:
     # room", which may be up to the note's life old: the group re-checks admission on the locked row.
     admission_pass: str | None = None
     recheck_admission: bool = False
+    # The purchase's rate limits, not yet counted (flashsale.ratelimits.PendingLimits): the
+    # group counts all its buyers' in one round trip.
+    limits: object = None
     result: object = None
     error: BaseException | None = None
     answered: bool = False

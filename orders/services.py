@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from flashsale.db import locked_transaction
 from flashsale.errors import DomainError, InvalidInput
+from flashsale.ratelimits import PendingLimits, count_limits
 from flashsale.serializers import MAX_ID
 from orders import lock_objects as order_locks
 from orders.errors import (
@@ -43,7 +44,7 @@ class PurchaseResult:
 
 
 def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str | None = None,
-             admission_pass: str | None = None) -> PurchaseResult:
+             admission_pass: str | None = None, limits: PendingLimits | None = None) -> PurchaseResult:
     """Buy `quantity` units of a product for `user`: the only way an order is made.
 
     Checks run in the contract's order (input, product, admission, window, per-shopper
@@ -52,14 +53,31 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
     most losers away first so they never queue on the row lock; the winners then repeat
     every check under the lock, where the answer is authoritative. Concurrent buyers of
     one product in this process are applied together (see `orders.group_commit`).
+
+    `limits` are the request's rate limits if the caller has not counted them
+    (flashsale.ratelimits.purchase_limits): they come first in the contract's order, so a
+    purchase they refuse gets that 429 whatever else would have been said. A buyer who
+    reaches a group has them counted there, with the whole group's, in one Redis round
+    trip; any other answer counts them on its own first. Nothing before that count has a
+    side effect: the checks only read, and an Idempotency-Key purchase (whose replay or
+    claim would be one) has them counted before anything else.
     """
-    _validate_purchase_input(product_id, quantity, idempotency_key)
-    if idempotency_key is None:
-        unsure = _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity,
-                               admission_pass=admission_pass)
-        buyer = Buyer(user_id=user.pk, quantity=quantity, admission_pass=admission_pass, recheck_admission=unsure)
-        return buy_in_group(product_id, buyer, _buy_group)
-    return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
+    if limits is not None and idempotency_key is not None:
+        limits.count()
+        limits = None
+    try:
+        _validate_purchase_input(product_id, quantity, idempotency_key)
+        if idempotency_key is None:
+            unsure = _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity,
+                                   admission_pass=admission_pass)
+            buyer = Buyer(user_id=user.pk, quantity=quantity, admission_pass=admission_pass,
+                          recheck_admission=unsure, limits=limits)
+            return buy_in_group(product_id, buyer, _buy_group)
+        return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
+    except Exception:
+        if limits is not None:
+            limits.count()  # a no-op if the group counted them; raises their refusal if any
+        raise
 
 
 def _purchase_once(user, product_id: int, quantity: int, key: str, admission_pass: str | None) -> PurchaseResult:
@@ -124,6 +142,7 @@ def _buy_group(product_id: int, take_group) -> None:
         with locked_transaction():
             product = product_locks.product_for_purchase(product_id)
             buyers = take_group()
+            _count_rate_limits(buyers)
             outcomes = _buy_group_locked(product, buyers)
     except IntegrityError:
         if len(buyers) > 1:
@@ -146,6 +165,17 @@ def _buy_group(product_id: int, take_group) -> None:
             buyer.answer(outcome)
 
 
+def _count_rate_limits(buyers: list[Buyer]) -> None:
+    """The group's rate limits still to be counted, in one Redis round trip (see `purchase`).
+
+    Under the row lock, so that it covers everyone who lined up while the leader waited for
+    the lock; the wait it adds is one round trip per group (Redis's socket timeout at worst).
+    """
+    pending = [buyer.limits for buyer in buyers if buyer.limits is not None and not buyer.limits.counted]
+    if pending:
+        count_limits(pending)
+
+
 def _replay_or_refusal(order: Order, request_hash: str) -> "PurchaseResult | DomainError":
     try:
         return _replay(order, request_hash)
@@ -160,7 +190,7 @@ def _buy_group_locked(product: Product, buyers: list[Buyer]) -> list:
     Returns each buyer's outcome (a PurchaseResult or the DomainError it is refused with),
     valid only once the transaction commits.
     """
-    outcomes: list = [None] * len(buyers)
+    outcomes: list = [buyer.limits.refusal if buyer.limits is not None else None for buyer in buyers]
     if any(buyer.key is not None for buyer in buyers):
         _settle_keys(buyers, outcomes)
     if product.waiting_room:

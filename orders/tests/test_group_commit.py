@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashsale.api_errors import DATABASE_DOWN
-from flashsale.errors import Busy, DomainError
+from flashsale.errors import Busy, DomainError, InvalidInput, RateLimited
 from orders import group_commit
 from orders.errors import IdempotencyKeyInUse, IdempotencyKeyReused, PurchaseLimitReached
 from orders.group_commit import Buyer
@@ -346,3 +346,122 @@ def test_a_lone_buyer_is_a_group_of_one(make_product, shopper):
     purchase(user=shopper, product_id=product.pk)
     assert group_commit.group_sizes() == {1: 1}
     assert group_commit.queued_buyers(product.pk) == 0
+
+
+# Rate limits counted by the group: one Redis round trip for all its buyers.
+
+
+def _limits_of(user, address="10.7.7.7"):
+    from django.test import RequestFactory
+
+    from flashsale.ratelimits import purchase_limits
+
+    request = RequestFactory().post("/api/orders/", REMOTE_ADDR=address)
+    request.user = user
+    return purchase_limits(request)
+
+
+def _buy_as_group_with_limits(product_id, users, *, lock_released=True):
+    """As `_buy_as_group`, each purchase handing its limits uncounted to the service."""
+    group_commit.reset_group_sizes()
+
+    def buy(user):
+        return purchase(user=user, product_id=product_id, limits=_limits_of(user))
+
+    with row_locked_elsewhere(product_id) as held:
+        join = start_at_once(buy, [(user,) for user in users])
+        wait_until(lambda: group_commit.queued_buyers(product_id) == len(users) - 1, what="the buyers to line up")
+        if lock_released:
+            held.release()
+        return join()
+
+
+def _counted(user, rate, address="10.7.7.7"):
+    from django.test import RequestFactory
+    from django_ratelimit.core import get_usage
+
+    from flashsale.ratelimits import _by_user
+
+    request = RequestFactory().post("/api/orders/", REMOTE_ADDR=address)
+    request.user = user
+    return get_usage(request, group="purchase-user", key=_by_user, rate=rate, increment=False)["count"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_counts_its_buyers_limits_in_one_round_trip(make_product, shopper, make_user, settings,
+                                                            redis_writes):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "2/m", "1000/m"
+    product = make_product(stock=100)
+    _limits_of(make_user()).count()  # the server learns the script
+    redis_writes.clear()
+    others = [make_user() for _ in range(5)]
+    results = _buy_as_group_with_limits(product.pk, [shopper] * 4 + others)
+    assert group_commit.group_sizes() == {9: 1}
+    assert len(redis_writes) == 1  # the group's one count; nothing else touches Redis here
+    kinds = [type(r) if isinstance(r, Exception) else "sold" for r in results]
+    assert kinds.count(RateLimited) == 2 and kinds.count("sold") == 7, kinds
+    assert all(kind == "sold" for kind in kinds[4:])
+    assert Order.objects.filter(user=shopper).count() == 2
+    assert _counted(shopper, "2/m") == 4 and all(_counted(user, "2/m") == 1 for user in others)
+    product.refresh_from_db()
+    assert product.stock == 93
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rate_limited_buyer_gets_429_when_its_group_times_out_and_each_is_counted_once(
+        make_product, shopper, make_user, settings):
+    """As when every purchase counted its limits before queuing: the limited one is 429, the rest 503."""
+    settings.LOCK_TIMEOUT_MS = 1500
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", None
+    product = make_product(stock=10)
+    _limits_of(shopper).count()  # the shopper's one purchase this minute
+    others = [make_user() for _ in range(3)]
+    results = _buy_as_group_with_limits(product.pk, [others[0], shopper, *others[1:]], lock_released=False)
+    assert isinstance(results[1], RateLimited)
+    assert [type(r) for i, r in enumerate(results) if i != 1] == [Busy] * 3
+    assert _counted(shopper, "1/m") == 2 and all(_counted(user, "1/m") == 1 for user in others)
+    product.refresh_from_db()
+    assert product.stock == 10 and not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_down_a_group_sells_without_limits(make_product, shopper, make_user, settings, caplog):
+    from flashsale.settings.base import redis_cache
+
+    settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0")}  # nothing listens there
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", "1/m"
+    product = make_product(stock=10)
+    results = _buy_as_group_with_limits(product.pk, [shopper, *(make_user() for _ in range(3))])
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert caplog.text.count("rate limits skipped") == 1  # the group's one try
+    product.refresh_from_db()
+    assert product.stock == 6
+    assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db
+def test_a_purchase_refused_before_any_group_counts_its_limits_first(make_product, shopper, settings):
+    """Refused by the pre-check (no such product, not started yet, sold out): the limits are
+    counted first, once, and a passed limit is the answer, as the contract's order puts it."""
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "2/m", None
+    upcoming = make_product(stock=5, starts_in=timedelta(hours=1))
+    with pytest.raises(SaleNotStarted):
+        purchase(user=shopper, product_id=upcoming.pk, limits=_limits_of(shopper))
+    with pytest.raises(InvalidInput):
+        purchase(user=shopper, product_id=upcoming.pk, quantity=0, limits=_limits_of(shopper))
+    assert _counted(shopper, "2/m") == 2
+    for product_id, quantity in ((upcoming.pk, 1), (upcoming.pk + 1000, 1), (upcoming.pk, 0)):
+        with pytest.raises(RateLimited):
+            purchase(user=shopper, product_id=product_id, quantity=quantity, limits=_limits_of(shopper))
+    assert _counted(shopper, "2/m") == 5
+
+
+@pytest.mark.django_db
+def test_an_idempotency_key_purchase_counts_its_limits_before_its_replay(make_product, shopper, settings):
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", None
+    product = make_product(stock=5)
+    first = purchase(user=shopper, product_id=product.pk, idempotency_key="k-1", limits=_limits_of(shopper))
+    with pytest.raises(RateLimited):  # a retry is a request too: limited before the replay
+        purchase(user=shopper, product_id=product.pk, idempotency_key="k-1", limits=_limits_of(shopper))
+    assert first.created and Order.objects.count() == 1 and _counted(shopper, "1/m") == 2

@@ -122,41 +122,46 @@ class _Answer:
         request_cycle.finished()
 
 
-_RENDERED_MAX = 256
-_rendered_refusals: dict[tuple, bytes] = {}
+class _FlatMemo:
+    """Made once per distinct flat value and shared: a crowd's refusals are one refusal a
+    thousand times over. Only values of strings and numbers (what a tuple key stands for
+    exactly); bounded, cleared when full."""
+
+    MAX = 256
+
+    def __init__(self):
+        self._made: dict[tuple, object] = {}
+
+    def get(self, status: int, parts: tuple[dict, ...], make, *args):
+        """`make(*args)`, or what it made before for the same status and flat parts."""
+        for part in parts:
+            for value in part.values():
+                if type(value) is not str and type(value) is not int:
+                    return make(*args)
+        key = (status, *[tuple(part.items()) for part in parts])
+        found = self._made.get(key)
+        if found is None:
+            if len(self._made) >= self.MAX:
+                self._made.clear()
+            found = self._made[key] = make(*args)
+        return found
+
+
+_rendered_refusals = _FlatMemo()
+_refusal_answers = _FlatMemo()
 
 
 def _rendered(body: dict) -> bytes:
-    """DRF's JSON for a refusal's body; a flat one (strings and numbers: `sold_out` a
-    thousand times over) is rendered once and reused."""
-    if not all(type(value) in (str, int) for value in body.values()):
-        return _renderer.render(body)
-    key = tuple(body.items())
-    content = _rendered_refusals.get(key)
-    if content is None:
-        if len(_rendered_refusals) >= _RENDERED_MAX:
-            _rendered_refusals.clear()
-        content = _rendered_refusals[key] = _renderer.render(body)
-    return content
-
-
-_refusal_answers: dict[tuple, _Answer] = {}
+    """DRF's JSON for a refusal's body, rendered once per distinct flat body."""
+    return _rendered_refusals.get(0, (body,), _renderer.render, body)
 
 
 def _refusal_answer(refused: tuple) -> _Answer:
     """The early answer for a mark's refusal (describe's triple), made once per distinct
-    refusal and shared: a crowd's sold-out answers are one answer thousands of times over,
-    and nothing on that path changes an answer once made (it is read, never logged or closed)."""
+    refusal and shared: nothing on that path changes an answer once made (it is read,
+    never logged or closed)."""
     status, body, headers = refused
-    if not all(type(value) in (str, int) for value in (*body.values(), *headers.values())):
-        return _Answer(status, body, headers)
-    key = (status, tuple(body.items()), tuple(headers.items()))
-    answer = _refusal_answers.get(key)
-    if answer is None:
-        if len(_refusal_answers) >= _RENDERED_MAX:
-            _refusal_answers.clear()
-        answer = _refusal_answers[key] = _Answer(status, body, headers)
-    return answer
+    return _refusal_answers.get(status, (body, headers), _Answer, status, body, headers)
 
 
 class PurchaseFastPath:

@@ -21,11 +21,14 @@ Why gevent, first what it is for, then what was measured:
 
 Latest `make bench` on this configuration (2 workers, with group commit, the purchase fast
 path, the local token copy with announcements, connections spread over the workers, sold-out
-purchases answered from gunicorn's parsed request; fresh clone, 2-core machine, the lean
-load client stress/http1.py, docs/benchmarks.md, 2026-12-04): purchases 1,844 / 3,238 per s
-at 16 / 64 clients (1.55 / 4.88 of pgbench's single-purchase ceiling), sold-out answers
-9,326/s, stock reads 12,487/s (0.75 of each other; 2.25 x the bare Django view on gthread
-3 x 4 keep-alive), the 2000/100 burst with 500 in flight 0.461 s (median of 3) with 0 x 5xx.
+purchases answered from gunicorn's parsed request, a group's rate limits counted in one
+round trip; fresh clone, 2-core machine, the lean load client stress/http1.py,
+docs/benchmarks.md, 2026-12-05): purchases 2,048 / 3,402 per s at 16 / 64 clients (1.46 /
+4.47 of pgbench's single-purchase ceiling; with the limiter on, 0.94 / 0.94 of those),
+sold-out answers 9,133/s, stock reads 10,827/s (0.84 of each other; 2.13 x the bare Django
+view on gthread 3 x 4 keep-alive), the 2000/100 burst with 500 in flight 0.458 s (median
+of 3) with 0 x 5xx. At stop 19: 1,844 / 3,238 purchases per s (1.55 / 4.88), sold-out
+answers 0.75 of stock reads, the limiter 0.92 / 0.83, the burst 0.461 s.
 At stop 18, in an hour about three times slower per answer: 632 / 1,071 purchases per s,
 the burst 1.087 s. At stop 17: 1,897 / 3,120 purchases per s, 13,307 stock reads/s, the
 burst 0.616 s (0.26 s in its fastest hour). Round two (cores + 1

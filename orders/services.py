@@ -59,8 +59,10 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
     purchase they refuse gets that 429 whatever else would have been said. A buyer who
     reaches a group has them counted there, with the whole group's, in one Redis round
     trip; any other answer counts them on its own first. Nothing before that count has a
-    side effect: the checks only read, and an Idempotency-Key purchase (whose replay or
-    claim would be one) has them counted before anything else.
+    side effect or asks a server: the pre-check counts them before it reads the database
+    or asks the waiting room's line (so a refused flood still costs the database nothing),
+    and an Idempotency-Key purchase (whose replay or claim would be one) has them counted
+    before anything else.
     """
     if limits is not None and idempotency_key is not None:
         limits.count()
@@ -69,7 +71,7 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
         _validate_purchase_input(product_id, quantity, idempotency_key)
         if idempotency_key is None:
             unsure = _reject_early(user_id=user.pk, product_id=product_id, quantity=quantity,
-                                   admission_pass=admission_pass)
+                                   admission_pass=admission_pass, limits=limits)
             buyer = Buyer(user_id=user.pk, quantity=quantity, admission_pass=admission_pass,
                           recheck_admission=unsure, limits=limits)
             return buy_in_group(product_id, buyer, _buy_group)
@@ -295,13 +297,15 @@ def decide_group(
     return decisions
 
 
-def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pass: str | None = None) -> bool:
+def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pass: str | None = None,
+                  limits: PendingLimits | None = None) -> bool:
     """The unlocked pre-check: the sold-out mark if there is one, else the on-sale note, else one read.
 
     By the on-sale note (products.sold_out) only admission and the window are checked here;
     the group decides the rest under the lock. A buyer the note lets through loses nothing
     but the chance of an early refusal. Returns True when the note said "no waiting room":
     that may be up to the note's life old, so the group re-checks admission on the locked row.
+    `limits` not yet counted are counted before the database is read or the line is asked.
     """
     renewing = sold_out.claim_refresh(product_id)  # one caller renews an entry about to end
     try:
@@ -313,11 +317,14 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
             noted = None if facts is not None else sold_out.on_sale_facts(product_id)
         if facts is None:
             if noted is not None:
+                if noted["waiting_room"]:
+                    _count_first(limits)
                 check_admission(waiting_room=noted["waiting_room"], product_id=product_id, user_id=user_id,
                                 admission_pass=admission_pass)
                 _ensure_in_window(starts_at=noted["sale_starts_at"], ends_at=noted["sale_ends_at"],
                                   now=timezone.now())
                 return not noted["waiting_room"]
+            _count_first(limits)
             seen = sold_out.generation()
             with sold_out.reading(product_id):
                 facts = purchase_snapshot(product_id=product_id, user_id=user_id)
@@ -327,8 +334,16 @@ def _reject_early(*, user_id: int, product_id: int, quantity: int, admission_pas
     finally:
         if renewing:
             sold_out.release_refresh(product_id)
+    if facts["waiting_room"]:
+        _count_first(limits)
     _check_facts(facts, user_id=user_id, product_id=product_id, quantity=quantity, admission_pass=admission_pass)
     return False
+
+
+def _count_first(limits: PendingLimits | None) -> None:
+    """Count a purchase's limits before the pre-check asks a server (raises their refusal)."""
+    if limits is not None:
+        limits.count()
 
 
 def may_know_refusal(product_id: int) -> bool:

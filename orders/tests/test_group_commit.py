@@ -362,8 +362,16 @@ def _limits_of(user, address="10.7.7.7"):
 
 
 def _buy_as_group_with_limits(product_id, users, *, lock_released=True):
-    """As `_buy_as_group`, each purchase handing its limits uncounted to the service."""
+    """As `_buy_as_group`, each purchase handing its limits uncounted to the service.
+
+    The product is read once first and noted on sale for the whole test (`long_notes`), as
+    a sale's first buyer leaves it: a buyer whose pre-check would read the database counts
+    its limits on its own first, so that a refused flood never reaches the database.
+    """
+    from orders.services import _reject_early
+
     group_commit.reset_group_sizes()
+    _reject_early(user_id=0, product_id=product_id, quantity=1)
 
     def buy(user):
         return purchase(user=user, product_id=product_id, limits=_limits_of(user))
@@ -387,9 +395,17 @@ def _counted(user, rate, address="10.7.7.7"):
     return get_usage(request, group="purchase-user", key=_by_user, rate=rate, increment=False)["count"]
 
 
+@pytest.fixture
+def long_notes(monkeypatch):
+    """On-sale notes that outlive a slow machine's lining up (MARK_SECONDS is 0.5 s)."""
+    from products import sold_out
+
+    monkeypatch.setattr(sold_out, "MARK_SECONDS", 60.0)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_group_counts_its_buyers_limits_in_one_round_trip(make_product, shopper, make_user, settings,
-                                                            redis_writes):
+                                                            redis_writes, long_notes):
     settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "2/m", "1000/m"
     product = make_product(stock=100)
     _limits_of(make_user()).count()  # the server learns the script
@@ -410,7 +426,7 @@ def test_a_group_counts_its_buyers_limits_in_one_round_trip(make_product, shoppe
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rate_limited_buyer_gets_429_when_its_group_times_out_and_each_is_counted_once(
-        make_product, shopper, make_user, settings):
+        make_product, shopper, make_user, settings, long_notes):
     """As when every purchase counted its limits before queuing: the limited one is 429, the rest 503."""
     settings.LOCK_TIMEOUT_MS = 1500
     settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", None
@@ -426,7 +442,7 @@ def test_a_rate_limited_buyer_gets_429_when_its_group_times_out_and_each_is_coun
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_down_a_group_sells_without_limits(make_product, shopper, make_user, settings, caplog):
+def test_redis_down_a_group_sells_without_limits(make_product, shopper, make_user, settings, caplog, long_notes):
     from flashsale.settings.base import redis_cache
 
     settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0")}  # nothing listens there
@@ -465,3 +481,17 @@ def test_an_idempotency_key_purchase_counts_its_limits_before_its_replay(make_pr
     with pytest.raises(RateLimited):  # a retry is a request too: limited before the replay
         purchase(user=shopper, product_id=product.pk, idempotency_key="k-1", limits=_limits_of(shopper))
     assert first.created and Order.objects.count() == 1 and _counted(shopper, "1/m") == 2
+
+
+@pytest.mark.django_db
+def test_a_refused_purchase_never_reaches_the_database(make_product, shopper, settings,
+                                                        django_assert_num_queries):
+    """Limits counted later must not let a refused flood cost the database a read each: the
+    pre-check counts them before reading a product it does not hold in memory."""
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "1/m", None
+    product = make_product(stock=5)  # new to this process: no sold-out mark, no on-sale note
+    _limits_of(shopper).count()
+    for product_id in (product.pk, product.pk + 1000):  # a product, and no product at all
+        with django_assert_num_queries(0), pytest.raises(RateLimited):
+            purchase(user=shopper, product_id=product_id, limits=_limits_of(shopper))
+    assert _counted(shopper, "1/m") == 3

@@ -23,10 +23,10 @@ Latest `make bench` on this configuration (2 workers, with group commit, the pur
 path, the local token copy with announcements, connections spread over the workers, sold-out
 purchases answered from gunicorn's parsed request, a group's rate limits counted in one
 round trip; fresh clone, 2-core machine, the lean load client stress/http1.py,
-docs/benchmarks.md, 2026-12-05): purchases 2,048 / 3,402 per s at 16 / 64 clients (1.46 /
-4.47 of pgbench's single-purchase ceiling; with the limiter on, 0.94 / 0.94 of those),
-sold-out answers 9,133/s, stock reads 10,827/s (0.84 of each other; 2.13 x the bare Django
-view on gthread 3 x 4 keep-alive), the 2000/100 burst with 500 in flight 0.458 s (median
+docs/benchmarks.md, 2026-12-05): purchases 2,076 / 3,529 per s at 16 / 64 clients (1.40 /
+4.27 of pgbench's single-purchase ceiling; with the limiter on, 0.94 / 0.91 of those),
+sold-out answers 9,147/s, stock reads 10,807/s (0.85 of each other; 2.22 x the bare Django
+view on gthread 3 x 4 keep-alive), the 2000/100 burst with 500 in flight 0.441 s (median
 of 3) with 0 x 5xx. At stop 19: 1,844 / 3,238 purchases per s (1.55 / 4.88), sold-out
 answers 0.75 of stock reads, the limiter 0.92 / 0.83, the burst 0.461 s.
 At stop 18, in an hour about three times slower per answer: 632 / 1,071 purchases per s,

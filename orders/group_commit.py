@@ -8,18 +8,20 @@ and applies, in one transaction under one row lock, its own purchase and those o
 buyer that queued meanwhile; each buyer is then handed exactly its own outcome.
 
 - No one waits for a group to fill: a group is whatever is queued when the leader has
-  got the row lock (so those who arrived while it waited for the lock are in). A lone
-  buyer leads a group of one at the cost of a mutex and a dict lookup, so under sync
-  workers nothing changes.
+  got the row lock (so those who arrived while it waited for the lock are in, as far as
+  the caller's `admit` lets them: see `Gathering.take`). A lone buyer leads a group of one
+  at the cost of a mutex and a dict lookup, so under sync workers nothing changes.
 - When a leader is done it hands the lead to the longest-waiting buyer, whose group is
   everything queued by then; buyers keep their arrival order.
 - The leader runs the transaction on its own database connection; a follower gives its
   pooled connection back while it waits (`_give_back_connection`), so a worker's few pooled
   connections serve the pre-checks of many buyers and do not cap a group's size.
-- What a group does with its buyers is the caller's `apply` (see `orders.services`): it
-  must give every buyer an outcome, or raise, in which case every buyer lined up and not
-  yet answered gets that same failure (a lock timeout or a database error answers the
-  whole group, and nothing of it was committed).
+- What a group does with its buyers is the caller's `apply` (see `orders.services`),
+  handed a `Gathering`: it may look at who is lined up before it locks anything
+  (`lined_up`), then forms the group (`take`). It must give every buyer of the group an
+  outcome, or raise, in which case every buyer of the group (everyone lined up, if the
+  group was not formed yet) and not yet answered gets that same failure (a lock timeout or
+  a database error answers the whole group, and nothing of it was committed).
 - A caller already inside a transaction is never grouped: its purchase must commit or
   roll back with that outer transaction, not with someone else's.
 
@@ -104,15 +106,55 @@ def reset_group_sizes() -> None:
         _group_sizes.clear()
 
 
-def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Callable[[], list[Buyer]]], None]):
+class Gathering:
+    """What a leader's `apply` is handed: the buyers lined up behind it, and its group once formed."""
+
+    __slots__ = ("leader", "_line", "_group")
+
+    def __init__(self, leader: Buyer, line: "_Line | None" = None):
+        self.leader, self._line = leader, line
+        self._group: list[Buyer] = []
+
+    @classmethod
+    def of(cls, buyers: list[Buyer]) -> "Gathering":
+        """A group fixed in advance (a retry of one buyer alone, a test): no line behind it."""
+        gathering = cls(buyers[0])
+        gathering._group = list(buyers)
+        return gathering
+
+    def lined_up(self) -> list[Buyer]:
+        """The leader and everyone queued now, in arrival order, without taking them: for the
+        work a group's buyers need done before the row lock is taken. Nobody but this leader
+        takes from the line, so all of them will be offered to its `take`."""
+        if self._group:
+            return list(self._group)
+        with _guard:
+            return [self.leader, *(self._line.waiting if self._line is not None else ())]
+
+    def take(self, admit: Callable[[Buyer], bool] | None = None) -> list[Buyer]:
+        """The group: formed at the first call from the leader and the buyers queued now, in
+        arrival order, as far as `admit` lets them (the first it refuses, and everyone behind
+        it, stay in line for the next leader, so arrival order is kept); later calls return it.
+        """
+        with _guard:
+            if not self._group:
+                self._group.append(self.leader)
+                waiting = self._line.waiting if self._line is not None else deque()
+                while waiting and (admit is None or admit(waiting[0])):
+                    self._group.append(waiting.popleft())
+                _group_sizes[len(self._group)] += 1
+        return self._group
+
+
+def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Gathering], None]):
     """Queue `buyer` for `product_id`; return its result or raise its refusal.
 
-    `apply(product_id, take_group)` runs in the leader: it calls `take_group()` once it
+    `apply(product_id, gathering)` runs in the leader: it calls `gathering.take()` once it
     holds the product's row lock, so buyers who arrive while the leader waits for the lock
     still join its group, and gets the group (the leader first, then arrival order).
     """
     if connection.in_atomic_block:
-        _apply_group(product_id, buyer, None, apply, [])
+        _apply_group(product_id, Gathering(buyer), apply)
         return buyer.outcome()
     with _guard:
         line = _lines.get(product_id)
@@ -145,10 +187,11 @@ def _give_back_connection() -> None:
 
 
 def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
-    group: list[Buyer] = []  # filled by _apply_group, and woken here even if it raises
+    gathering = Gathering(leader, line)  # its group is woken here even if apply raises
     try:
-        _apply_group(product_id, leader, line, apply, group)
+        _apply_group(product_id, gathering, apply)
     finally:
+        group = gathering.take()  # formed by now (_apply_group takes it on every way out)
         with _guard:
             successor = line.waiting.popleft() if line.waiting else None
             if successor is None:
@@ -162,28 +205,18 @@ def _lead(product_id: int, line: _Line, leader: Buyer, apply) -> None:
             successor._woken.set()
 
 
-def _apply_group(product_id: int, leader: Buyer, line: _Line | None, apply, group: list[Buyer]) -> None:
-    def take_group() -> list[Buyer]:
-        with _guard:
-            if not group:
-                group.append(leader)
-                if line is not None:
-                    group.extend(line.waiting)
-                    line.waiting.clear()
-                _group_sizes[len(group)] += 1
-        return group
-
+def _apply_group(product_id: int, gathering: Gathering, apply) -> None:
     try:
-        apply(product_id, take_group)
+        apply(product_id, gathering)
     except BaseException as failure:
-        # Failed before or after taking the group (a lock timeout ends the wait that the
-        # queued buyers shared): everyone lined up gets the same answer, nothing committed.
-        for buyer in take_group():
+        # Failed before or after forming the group (a lock timeout ends the wait that the
+        # queued buyers shared): everyone in it gets the same answer, nothing committed.
+        for buyer in gathering.take():
             if not buyer.answered:
-                buyer.refuse(failure if buyer is leader else _copy_for(failure))
+                buyer.refuse(failure if buyer is gathering.leader else _copy_for(failure))
         if not isinstance(failure, Exception):
             raise  # GreenletExit, KeyboardInterrupt: the leader's own, after answering the rest
-    unanswered = [buyer for buyer in take_group() if not buyer.answered]
+    unanswered = [buyer for buyer in gathering.take() if not buyer.answered]
     if unanswered:
         problem = RuntimeError("a purchase group left a buyer without an outcome")
         for buyer in unanswered:

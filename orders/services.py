@@ -19,7 +19,7 @@ from orders.errors import (
     IdempotencyKeyReused,
     PurchaseLimitReached,
 )
-from orders.group_commit import Buyer, buy_in_group
+from orders.group_commit import Buyer, Gathering, buy_in_group
 from orders.models import MAX_QUANTITY, Order, OrderStatus
 from orders.selectors import order_for_key, orders_for_keys, purchase_snapshot, sold_out_snapshot, units_held_by
 from products import lock_objects as product_locks
@@ -131,26 +131,26 @@ def _replay(order: Order, request_hash: str) -> PurchaseResult:
     return PurchaseResult(order, created=False)
 
 
-def _buy_group(product_id: int, take_group) -> None:
-    """Lock the product, take the group lined up meanwhile, apply it in one transaction,
-    answer each buyer (this is `group_commit`'s `apply`).
+def _buy_group(product_id: int, gathering: Gathering) -> None:
+    """Count the lined-up buyers' rate limits, lock the product, take the group lined up
+    meanwhile, apply it in one transaction, answer each buyer (`group_commit`'s `apply`).
 
     An IntegrityError rolls the whole group back; then each buyer is applied alone, so no
     one gains or loses an order it was not told about. Any other failure (a lock timeout
     as `Busy`, a lost database) propagates: nothing is committed and all get it.
     """
+    _count_rate_limits(gathering.lined_up())
     buyers: list[Buyer] = []
     try:
         with locked_transaction():
             product = product_locks.product_for_purchase(product_id)
-            buyers = take_group()
-            _count_rate_limits(buyers)
+            buyers = gathering.take(admit=_limits_settled)
             outcomes = _buy_group_locked(product, buyers)
     except IntegrityError:
         if len(buyers) > 1:
             for buyer in buyers:
                 try:
-                    _buy_group(product_id, lambda buyer=buyer: [buyer])
+                    _buy_group(product_id, Gathering.of([buyer]))
                 except Exception as failure:
                     buyer.refuse(failure)
             return
@@ -168,14 +168,21 @@ def _buy_group(product_id: int, take_group) -> None:
 
 
 def _count_rate_limits(buyers: list[Buyer]) -> None:
-    """The group's rate limits still to be counted, in one Redis round trip (see `purchase`).
+    """The lined-up buyers' rate limits still to be counted, in one Redis round trip (see `purchase`).
 
-    Under the row lock, so that it covers everyone who lined up while the leader waited for
-    the lock; the wait it adds is one round trip per group (Redis's socket timeout at worst).
+    Before the row lock, never under it: a slow Redis then delays this group alone instead
+    of every buyer of the product, in every process, queued on the lock behind it.
     """
     pending = [buyer.limits for buyer in buyers if buyer.limits is not None and not buyer.limits.counted]
     if pending:
         count_limits(pending)
+
+
+def _limits_settled(buyer: Buyer) -> bool:
+    """Whether a buyer who lined up while the leader waited for the lock may join its group:
+    only if nothing is left to count (a count now would be a Redis round trip under the row
+    lock). The others lead or join the next group, counted before its lock."""
+    return buyer.limits is None or buyer.limits.counted
 
 
 def _replay_or_refusal(order: Order, request_hash: str) -> "PurchaseResult | DomainError":

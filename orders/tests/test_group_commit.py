@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,7 @@ from flashsale.api_errors import DATABASE_DOWN
 from flashsale.errors import Busy, DomainError, InvalidInput, RateLimited
 from orders import group_commit
 from orders.errors import IdempotencyKeyInUse, IdempotencyKeyReused, PurchaseLimitReached
-from orders.group_commit import Buyer
+from orders.group_commit import Buyer, Gathering
 from orders.models import Order, OrderStatus
 from orders.services import _buy_group, decide_group, purchase
 from products.errors import InsufficientStock, SaleEnded, SaleNotStarted, SoldOut
@@ -99,10 +100,10 @@ def fresh_gate():
 def test_the_combiner_answers_each_buyer_its_own_outcome_in_arrival_order(fresh_gate):
     groups = []
 
-    def apply(product_id, take_group):
+    def apply(product_id, gathering):
         started.set()
         go.wait(30)
-        group = take_group()
+        group = gathering.take()
         groups.append([buyer.user_id for buyer in group])
         for buyer in group:
             buyer.answer(f"order for {buyer.user_id}")
@@ -113,8 +114,27 @@ def test_the_combiner_answers_each_buyer_its_own_outcome_in_arrival_order(fresh_
     assert group_commit.group_sizes() == {5: 1}
 
 
+def test_buyers_the_leader_does_not_admit_stay_in_line_for_the_next_group_in_order(fresh_gate):
+    seen, groups = [], []
+
+    def apply(product_id, gathering):
+        started.set()
+        go.wait(30)
+        seen.append([buyer.user_id for buyer in gathering.lined_up()])
+        group = gathering.take(admit=lambda buyer: buyer.user_id != 3)
+        groups.append([buyer.user_id for buyer in group])
+        for buyer in group:
+            buyer.answer(buyer.user_id)
+
+    _buyers, answers = _line_up(-4, 6, apply)
+    assert seen == [[0, 1, 2, 3, 4, 5], [3, 4, 5]]  # looked at, not taken
+    assert groups == [[0, 1, 2], [3, 4, 5]]  # 4 waits behind 3: arrival order is kept
+    assert answers == list(range(6))
+    assert group_commit.group_sizes() == {3: 2}
+
+
 def test_a_failure_before_the_group_is_taken_reaches_everyone_lined_up(fresh_gate):
-    def apply(product_id, take_group):
+    def apply(product_id, gathering):
         started.set()
         go.wait(30)
         raise Busy()
@@ -129,10 +149,10 @@ class LeaderStopped(BaseException):
 
 
 def test_a_stopped_leader_still_wakes_its_group_with_an_error(fresh_gate):
-    def apply(product_id, take_group):
+    def apply(product_id, gathering):
         started.set()
         go.wait(30)
-        take_group()
+        gathering.take()
         raise LeaderStopped()
 
     _buyers, answers = _line_up(-3, 3, apply)
@@ -194,7 +214,7 @@ def test_groups_answer_exactly_as_one_by_one_purchases(stock, max_per_user, grou
     for group in groups:
         buyers = [Buyer(user_id=users[who].pk, quantity=quantity, key=key, request_hash=_hash(product.pk, quantity))
                   for who, quantity, key in group]
-        _buy_group(product.pk, lambda buyers=buyers: buyers)
+        _buy_group(product.pk, Gathering.of(buyers))
         claimed = set()
         for (who, quantity, key), applied in zip(group, buyers, strict=True):
             expected, detail = _one_by_one(model, product.pk, who, quantity, key, claimed)
@@ -364,6 +384,9 @@ def _limits_of(user, address="10.7.7.7"):
 def _buy_as_group_with_limits(product_id, users, *, lock_released=True):
     """As `_buy_as_group`, each purchase handing its limits uncounted to the service.
 
+    The first buyer goes alone and leads: it counts its own limits (nobody else is lined up
+    yet), then waits on the row lock another session holds; the others line up meanwhile,
+    so that once the lock is let go they form the next group, counted before its lock.
     The product is read once first and noted on sale for the whole test (`long_notes`), as
     a sale's first buyer leaves it: a buyer whose pre-check would read the database counts
     its limits on its own first, so that a refused flood never reaches the database.
@@ -377,11 +400,21 @@ def _buy_as_group_with_limits(product_id, users, *, lock_released=True):
         return purchase(user=user, product_id=product_id, limits=_limits_of(user))
 
     with row_locked_elsewhere(product_id) as held:
-        join = start_at_once(buy, [(user,) for user in users])
+        join_leader = start_at_once(buy, [(users[0],)])
+        wait_until(lambda: _lock_waiters() == 1, what="the leader to wait on the row lock")
+        join = start_at_once(buy, [(user,) for user in users[1:]])
         wait_until(lambda: group_commit.queued_buyers(product_id) == len(users) - 1, what="the buyers to line up")
         if lock_released:
             held.release()
-        return join()
+        return join_leader() + join()
+
+
+def _lock_waiters():
+    from tests.concurrency import other_session
+
+    with other_session() as other:
+        return other.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND wait_event_type = 'Lock'").fetchone()[0]
 
 
 def _counted(user, rate, address="10.7.7.7"):
@@ -411,17 +444,45 @@ def test_a_group_counts_its_buyers_limits_in_one_round_trip(make_product, shoppe
     _limits_of(make_user()).count()  # the server learns the script
     redis_writes.clear()
     others = [make_user() for _ in range(5)]
-    results = _buy_as_group_with_limits(product.pk, [shopper] * 4 + others)
-    assert group_commit.group_sizes() == {9: 1}
-    assert len(redis_writes) == 1  # the group's one count; nothing else touches Redis here
+    results = _buy_as_group_with_limits(product.pk, [make_user()] + [shopper] * 4 + others)
+    assert group_commit.group_sizes() == {1: 1, 9: 1}
+    assert len(redis_writes) == 2  # the lone leader's count, then the group's one; nothing else
     kinds = [type(r) if isinstance(r, Exception) else "sold" for r in results]
-    assert kinds.count(RateLimited) == 2 and kinds.count("sold") == 7, kinds
-    assert all(kind == "sold" for kind in kinds[4:])
+    assert kinds.count(RateLimited) == 2 and kinds.count("sold") == 8, kinds
+    assert kinds[0] == "sold" and all(kind == "sold" for kind in kinds[5:])
     assert Order.objects.filter(user=shopper).count() == 2
     assert _counted(shopper, "2/m") == 4 and all(_counted(user, "2/m") == 1 for user in others)
     product.refresh_from_db()
-    assert product.stock == 93
+    assert product.stock == 92
     assert_stock_reconciles(product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_limit_is_counted_under_the_row_lock(make_product, shopper, make_user, settings, monkeypatch,
+                                                long_notes):
+    """A slow Redis must delay only the buyers it counts, never the row every buyer of the
+    product (in every process) queues on: each count goes out before the lock is taken, and
+    buyers who lined up during the lock wait are counted by the next group, not under it."""
+    from redis.connection import AbstractConnection
+
+    from flashsale import ratelimits
+
+    settings.RATE_LIMIT_PURCHASE_USER, settings.RATE_LIMIT_PURCHASE_IP = "100/m", "1000/m"
+    product = make_product(stock=100)
+    inside_a_transaction = []
+    real_send = AbstractConnection.send_packed_command
+
+    def recording_send(self, command, *args, **kwargs):
+        inside_a_transaction.append(connection.in_atomic_block)
+        return real_send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recording_send)
+    ratelimits.count_limits([_limits_of(make_user())])  # the server learns the script
+    inside_a_transaction.clear()
+    results = _buy_as_group_with_limits(product.pk, [shopper, *(make_user() for _ in range(6))])
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert inside_a_transaction == [False, False]  # one count per group, both outside it
+    assert group_commit.group_sizes() == {1: 1, 6: 1}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -450,7 +511,8 @@ def test_redis_down_a_group_sells_without_limits(make_product, shopper, make_use
     product = make_product(stock=10)
     results = _buy_as_group_with_limits(product.pk, [shopper, *(make_user() for _ in range(3))])
     assert all(not isinstance(r, Exception) for r in results), results
-    assert caplog.text.count("rate limits skipped") == 1  # the group's one try
+    assert group_commit.group_sizes() == {1: 1, 3: 1}
+    assert caplog.text.count("rate limits skipped") == 2  # each group's one try
     product.refresh_from_db()
     assert product.stock == 6
     assert_stock_reconciles(product.pk)

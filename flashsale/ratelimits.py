@@ -69,6 +69,9 @@ return answers
 """
 _COUNTER_SHA = hashlib.sha1(_COUNT_UNTIL_REFUSED.encode()).hexdigest()  # EVALSHA; EVAL when the server lacks it
 _MAX_IDLE = 32  # connections kept per process for the script; more in flight make their own
+# The longest a purchase waits for a count someone else has in flight: a count that long has
+# met the cache's socket timeout (0.25 s) and failed open.
+_SETTLE_WAIT_SECONDS = 0.5
 
 
 class _ScriptConnections:
@@ -197,16 +200,25 @@ class PendingLimits:
     purchase gets, or None (under every limit, or Redis unavailable: fail open).
     """
 
-    __slots__ = ("alias", "limits", "counted", "refusal")
+    __slots__ = ("alias", "limits", "counted", "settled", "refusal")
 
     def __init__(self, alias: str, limits: list[tuple[str, int, int, int]]):
         self.alias, self.limits = alias, limits  # (Redis key, limit, expiry, window end) each
-        self.counted, self.refusal = False, None
+        # counted: claimed by a count (set before anything is sent); settled: its answer is in.
+        self.counted, self.settled, self.refusal = False, False, None
 
     def count(self) -> None:
-        """Count them now, unless already counted; raise the refusal if a limit is passed."""
+        """Count them now, unless already counted; raise the refusal if a limit is passed.
+
+        Counted by someone else whose answer is not in yet (a queued buyer counting its
+        line's limits, see orders.services): wait for it, as long as a count can take.
+        """
         if not self.counted:
             count_limits([self])
+        waited = 0.0
+        while not self.settled and waited < _SETTLE_WAIT_SECONDS:
+            time.sleep(0.001)  # rare: a failure answered while that count is in flight
+            waited += 0.001
         if self.refusal is not None:
             raise self.refusal
 
@@ -239,21 +251,29 @@ def count_limits(pending: list[PendingLimits]) -> None:
             limits.counted = True
             by_alias.setdefault(limits.alias, []).append(limits)
     for alias, batch in by_alias.items():
-        keys, args = [], [len(batch)]
-        for number, limits in enumerate(batch, start=1):
-            for key, limit, expiry, _window in limits.limits:
-                keys.append(key)
-                args += (limit, expiry, number)
         try:
-            refused = _count(_limit_keys.pool(alias), keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            logger.warning("rate limits skipped, Redis unavailable: %s", exc)
-            continue
-        now = int(time.time())
-        for limits, position in zip(batch, refused, strict=True):
-            if position:
-                seconds = max(1, limits.limits[position - 1][3] - now)
-                limits.refusal = RateLimited(wait_message(seconds), retry_after=seconds)
+            _count_batch(alias, batch)
+        finally:
+            for limits in batch:
+                limits.settled = True
+
+
+def _count_batch(alias: str, batch: list[PendingLimits]) -> None:
+    keys, args = [], [len(batch)]
+    for number, limits in enumerate(batch, start=1):
+        for key, limit, expiry, _window in limits.limits:
+            keys.append(key)
+            args += (limit, expiry, number)
+    try:
+        refused = _count(_limit_keys.pool(alias), keys=keys, args=args)
+    except (RedisError, OSError) as exc:
+        logger.warning("rate limits skipped, Redis unavailable: %s", exc)
+        return
+    now = int(time.time())
+    for limits, position in zip(batch, refused, strict=True):
+        if position:
+            seconds = max(1, limits.limits[position - 1][3] - now)
+            limits.refusal = RateLimited(wait_message(seconds), retry_after=seconds)
 
 
 def enforce_purchase_limits(request) -> bool:

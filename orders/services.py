@@ -74,7 +74,7 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
                                    admission_pass=admission_pass, limits=limits)
             buyer = Buyer(user_id=user.pk, quantity=quantity, admission_pass=admission_pass,
                           recheck_admission=unsure, limits=limits)
-            return buy_in_group(product_id, buyer, _buy_group)
+            return buy_in_group(product_id, buyer, _buy_group, _count_rate_limits)
         return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
     except Exception:
         if limits is not None:
@@ -106,7 +106,7 @@ def _purchase_once(user, product_id: int, quantity: int, key: str, admission_pas
         raise refusal
     buyer = Buyer(user_id=user.pk, quantity=quantity, key=key, request_hash=request_hash,
                   admission_pass=admission_pass, recheck_admission=unsure)
-    return buy_in_group(product_id, buyer, _buy_group)
+    return buy_in_group(product_id, buyer, _buy_group, _count_rate_limits)
 
 
 def _claim_idempotency_keys(pairs: list[tuple[int, str]]) -> list[bool]:
@@ -167,22 +167,28 @@ def _buy_group(product_id: int, gathering: Gathering) -> None:
             buyer.answer(outcome)
 
 
-def _count_rate_limits(buyers: list[Buyer]) -> None:
-    """The lined-up buyers' rate limits still to be counted, in one Redis round trip (see `purchase`).
+def _count_rate_limits(buyers: list[Buyer]) -> bool:
+    """The buyers' rate limits still to be counted, in one Redis round trip (see `purchase`);
+    False if there were none.
 
-    Before the row lock, never under it: a slow Redis then delays this group alone instead
-    of every buyer of the product, in every process, queued on the lock behind it.
+    Never under the row lock: a slow Redis then delays the buyers it counts instead of every
+    buyer of the product, in every process, queued on the lock behind the one holding it.
+    The leader counts those lined up before it takes the lock. It is also group_commit's
+    `prepare`: while the leader waits for the lock (or works under it), one queued buyer at
+    a time counts the limits of everyone queued, so that those who line up during the lock
+    wait are counted, and may join the group, by the time the lock comes.
     """
     pending = [buyer.limits for buyer in buyers if buyer.limits is not None and not buyer.limits.counted]
     if pending:
         count_limits(pending)
+    return bool(pending)
 
 
 def _limits_settled(buyer: Buyer) -> bool:
     """Whether a buyer who lined up while the leader waited for the lock may join its group:
-    only if nothing is left to count (a count now would be a Redis round trip under the row
-    lock). The others lead or join the next group, counted before its lock."""
-    return buyer.limits is None or buyer.limits.counted
+    only if its count's answer is in (counting it now would be a Redis round trip under the
+    row lock). The first who is not, and those behind it, wait for the next group."""
+    return buyer.limits is None or buyer.limits.settled
 
 
 def _replay_or_refusal(order: Order, request_hash: str) -> "PurchaseResult | DomainError":

@@ -8,6 +8,7 @@ limiter fails open (RATELIMIT_FAIL_OPEN) and requests go on unlimited.
 import hashlib
 import logging
 import os
+import threading
 import time
 
 from django.conf import settings
@@ -72,6 +73,8 @@ _MAX_IDLE = 32  # connections kept per process for the script; more in flight ma
 # The longest a purchase waits for a count someone else has in flight: a count that long has
 # met the cache's socket timeout (0.25 s) and failed open.
 _SETTLE_WAIT_SECONDS = 0.5
+# Held for a few attribute checks, never across I/O: safe even if made before gevent patches.
+_claims = threading.Lock()
 
 
 class _ScriptConnections:
@@ -208,19 +211,29 @@ class PendingLimits:
         self.counted, self.settled, self.refusal = False, False, None
 
     def count(self) -> None:
-        """Count them now, unless already counted; raise the refusal if a limit is passed.
-
-        Counted by someone else whose answer is not in yet (a queued buyer counting its
-        line's limits, see orders.services): wait for it, as long as a count can take.
-        """
+        """Count them now, unless already counted; raise the refusal if a limit is passed."""
         if not self.counted:
             count_limits([self])
-        waited = 0.0
-        while not self.settled and waited < _SETTLE_WAIT_SECONDS:
-            time.sleep(0.001)  # rare: a failure answered while that count is in flight
-            waited += 0.001
+        self.wait_settled()
         if self.refusal is not None:
             raise self.refusal
+
+    def wait_settled(self) -> None:
+        """Until the answer of a count someone else has in flight is in (a queued buyer counting
+        its line's limits, see orders.services), as long as a count can take: past that the
+        count has failed open, and so do these limits."""
+        deadline = None
+        while not self.settled:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + _SETTLE_WAIT_SECONDS
+            elif now >= deadline:
+                return
+            _pause_while_settling()
+
+
+def _pause_while_settling() -> None:
+    time.sleep(0.001)  # a gevent yield with a timer; rare: only while another's count is out
 
 
 def purchase_limits(request) -> PendingLimits | None:
@@ -246,14 +259,16 @@ def count_limits(pending: list[PendingLimits]) -> None:
     lost midway counts as Redis unavailable). Redis down: fail open (RATELIMIT_FAIL_OPEN).
     """
     by_alias: dict[str, list[PendingLimits]] = {}
-    for limits in pending:
-        if not limits.counted:
-            limits.counted = True
-            by_alias.setdefault(limits.alias, []).append(limits)
-    for alias, batch in by_alias.items():
-        try:
+    with _claims:  # under real threads a leader and a queued buyer may offer the same purchases
+        for limits in pending:
+            if not limits.counted:
+                limits.counted = True
+                by_alias.setdefault(limits.alias, []).append(limits)
+    try:
+        for alias, batch in by_alias.items():
             _count_batch(alias, batch)
-        finally:
+    finally:
+        for batch in by_alias.values():
             for limits in batch:
                 limits.settled = True
 

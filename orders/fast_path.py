@@ -415,8 +415,8 @@ def _answer(request, user, product_id: int, quantity: int, *, unlogged=frozenset
     with metrics.purchase_request() as record:
         try:
             request.user = user
-            # Counted by the purchase, first in the contract's order: with its group's when
-            # it reaches one (one Redis round trip for the group), else on its own.
+            # Counted by the purchase, first in the contract's order: with other buyers' of its
+            # group when it reaches one (many in one Redis round trip), else on its own.
             result = services.purchase(
                 user=user, product_id=product_id, quantity=quantity,
                 idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),

@@ -56,7 +56,7 @@ class Buyer:
     admission_pass: str | None = None
     recheck_admission: bool = False
     # The purchase's rate limits, not yet counted (flashsale.ratelimits.PendingLimits): the
-    # group counts all its buyers' in one round trip.
+    # leader and the queued buyers count them many at a time, before the row lock.
     limits: object = None
     result: object = None
     error: BaseException | None = None
@@ -198,13 +198,14 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Gathering]
             line.waiting.append(buyer)
             line.arrivals += 1
             prepares = prepare is not None and line.awaiting_lock and not line.preparing
-            line.preparing = line.preparing or prepares
+            if prepares:
+                line.preparing = True
         else:
             line.leader_busy = buyer.leads = True
     if not buyer.leads:
         _give_back_connection()
         if prepares:
-            _prepare_queued(line, prepare)
+            _prepare_queued(line, prepare, buyer)
         buyer._woken.wait()
         if not buyer.leads:  # woken with its answer, not to lead
             return buyer.outcome()
@@ -212,12 +213,13 @@ def buy_in_group(product_id: int, buyer: Buyer, apply: Callable[[int, Gathering]
     return buyer.outcome()
 
 
-def _prepare_queued(line: _Line, prepare: Callable[[list[Buyer]], bool]) -> None:
+def _prepare_queued(line: _Line, prepare: Callable[[list[Buyer]], bool], preparer: Buyer) -> None:
     """Run `prepare` over the line's queued buyers until the leader has taken its group, or a
     pass finds nothing to do and nobody has queued since (so no arrival is left unprepared
-    by a preparer that is leaving)."""
+    by a preparer that is leaving), or the preparer itself is answered or handed the lead
+    (its own answer, or the line, must not wait on passes for later groups)."""
     try:
-        while True:
+        while not preparer._woken.is_set():
             # Let the requests already running in this process queue first (a gevent yield,
             # no wait): one pass then counts them together. Measured at 64 clients: 0.45 -> 0.09
             # Redis calls per purchase.
@@ -233,6 +235,8 @@ def _prepare_queued(line: _Line, prepare: Callable[[list[Buyer]], bool]) -> None
                 if line.arrivals == seen:
                     line.preparing = False
                     return
+        with _guard:
+            line.preparing = False
     except BaseException as failure:
         with _guard:
             line.preparing = False

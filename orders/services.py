@@ -57,8 +57,9 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
     `limits` are the request's rate limits if the caller has not counted them
     (flashsale.ratelimits.purchase_limits): they come first in the contract's order, so a
     purchase they refuse gets that 429 whatever else would have been said. A buyer who
-    reaches a group has them counted there, with the whole group's, in one Redis round
-    trip; any other answer counts them on its own first. Nothing before that count has a
+    reaches a group has them counted with other buyers', many in one Redis round trip,
+    before the group takes the row lock (`_count_rate_limits`); any other answer counts
+    them on its own first. Nothing before that count has a
     side effect or asks a server: the pre-check counts them before it reads the database
     or asks the waiting room's line (so a refused flood still costs the database nothing),
     and an Idempotency-Key purchase (whose replay or claim would be one) has them counted
@@ -140,6 +141,10 @@ def _buy_group(product_id: int, gathering: Gathering) -> None:
     as `Busy`, a lost database) propagates: nothing is committed and all get it.
     """
     _count_rate_limits(gathering.lined_up())
+    if gathering.leader.limits is not None:
+        # A leader handed the lead while a queued buyer's count of its limits was out: the
+        # group's `admit` does not apply to it, so its answer is awaited here, before the lock.
+        gathering.leader.limits.wait_settled()
     buyers: list[Buyer] = []
     try:
         with locked_transaction():
@@ -174,9 +179,9 @@ def _count_rate_limits(buyers: list[Buyer]) -> bool:
     Never under the row lock: a slow Redis then delays the buyers it counts instead of every
     buyer of the product, in every process, queued on the lock behind the one holding it.
     The leader counts those lined up before it takes the lock. It is also group_commit's
-    `prepare`: while the leader waits for the lock (or works under it), one queued buyer at
-    a time counts the limits of everyone queued, so that those who line up during the lock
-    wait are counted, and may join the group, by the time the lock comes.
+    `prepare`: while the leader waits for the lock, one queued buyer at a time counts the
+    limits of everyone queued, so that those who line up during the lock wait are counted,
+    and may join the group, by the time the lock comes.
     """
     pending = [buyer.limits for buyer in buyers if buyer.limits is not None and not buyer.limits.counted]
     if pending:

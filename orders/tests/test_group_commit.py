@@ -5,6 +5,7 @@ real PostgreSQL, then real threads that line up behind a held row lock and form 
 """
 
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -173,6 +174,48 @@ def test_queued_buyers_prepare_each_other_in_batches_while_the_leader_works(fres
     assert len(passes) == 2 and passes[0][0] == 1 and sorted(passes[0] + passes[1]) == [1, 2, 3, 4]
     assert groups == [[0, 1, 2, 3, 4]]
     assert answers == list(range(5))
+
+
+def test_a_preparer_stops_preparing_once_it_is_answered(fresh_gate):
+    """Its own answer never waits on passes for later groups, however much work they find."""
+    buyers = [Buyer(user_id=n, quantity=1) for n in range(3)]
+    returned = {}
+    first_taken, second_looked = threading.Event(), threading.Event()
+
+    def prepare(queued):
+        if first_taken.is_set():
+            second_looked.wait(30)  # this pass ends inside the next leader's lock wait
+        time.sleep(0.001)  # a count's round trip; there is always more to do
+        return True
+
+    def apply(product_id, gathering):
+        gathering.lined_up()
+        if gathering.leader.user_id == 0:
+            started.set()
+            go.wait(30)
+            group = gathering.take(admit=lambda buyer: buyer.user_id == 1)
+            first_taken.set()
+        else:  # the next leader waits for its lock until the preparer has its answer back
+            second_looked.set()
+            wait_until(lambda: 1 in returned, what="the preparer to return its answer")
+            group = gathering.take()
+        for buyer in group:
+            buyer.answer(buyer.user_id)
+
+    def run(index):
+        returned[index] = group_commit.buy_in_group(-8, buyers[index], apply, prepare)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    threads[0].start()
+    wait_until(started.is_set, what="the leader")
+    for index in (1, 2):
+        threads[index].start()
+        wait_until(lambda index=index: group_commit.queued_buyers(-8) == index, what="a buyer to queue")
+    go.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert returned == {0: 0, 1: 1, 2: 2}
+    assert not group_commit.preparing(-8)
 
 
 def test_a_preparer_that_fails_still_gets_its_answer_from_a_group(fresh_gate, caplog):
@@ -541,8 +584,8 @@ def test_a_groups_limits_are_counted_before_it_forms_each_buyer_once(make_produc
 def test_no_limit_is_counted_under_the_row_lock(make_product, shopper, make_user, settings, monkeypatch,
                                                 long_notes):
     """A slow Redis must delay only the buyers it counts, never the row every buyer of the
-    product (in every process) queues on: each count goes out before the lock is taken, and
-    buyers who lined up during the lock wait are counted by the next group, not under it."""
+    product (in every process) queues on: each count goes out before the lock is taken, the
+    leader's for those lined up, the queued buyers' for those who line up during its wait."""
     from redis.connection import AbstractConnection
 
     from flashsale import ratelimits
@@ -563,6 +606,32 @@ def test_no_limit_is_counted_under_the_row_lock(make_product, shopper, make_user
     assert all(not isinstance(r, Exception) for r in results), results
     assert len(inside_a_transaction) >= 2 and not any(inside_a_transaction)
     assert group_commit.group_sizes() == {7: 1}  # yet those who queued during the lock wait are in
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_leader_whose_count_is_still_out_waits_for_its_answer_before_buying(make_product, shopper, monkeypatch):
+    """Handed the lead while a queued buyer's count of its limits is in flight, a buyer is
+    decided only once that answer is in: a limit it passed is its answer, not a sale."""
+    from flashsale import ratelimits
+
+    product = make_product(stock=5)
+    limits = _limits_of(shopper)
+    limits.counted = True  # claimed by another buyer's count, whose answer is not in yet
+    leader = Buyer(user_id=shopper.pk, quantity=1, limits=limits)
+    waiting, real_pause = threading.Event(), ratelimits._pause_while_settling
+
+    def pause():
+        waiting.set()
+        real_pause()
+
+    monkeypatch.setattr(ratelimits, "_pause_while_settling", pause)
+    buying = threading.Thread(target=_buy_group, args=(product.pk, Gathering.of([leader])))
+    buying.start()
+    wait_until(lambda: waiting.is_set() or leader.answered, what="the leader to wait or to decide")
+    limits.refusal, limits.settled = RateLimited("over", retry_after=1), True  # the count answers
+    buying.join(timeout=30)
+    assert isinstance(leader.error, RateLimited), (leader.error, leader.result)
+    assert not Order.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

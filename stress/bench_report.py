@@ -45,7 +45,29 @@ def headline(r: dict) -> dict:
         "app_cpu_ms_per_purchase": {c: r["purchases"][c]["cpu_ms_per_answer"]["app"] for c in counts},
         "app_cpu_ms_per_sold_out": r["sold_out"]["cpu_ms_per_answer"]["app"],
         "burst_wall_s": r["burst"]["wall_s"],
+        "per_round": per_round_ratios(r),
     }
+
+
+# (numerator, denominator) of each ratio whose two loads run back to back in every round.
+PAIRED = {"limiter_on_over_off": ("purchases-limited-{c}", "purchases-{c}"),
+          "purchases_over_pgbench": ("purchases-{c}", "pgbench-{c}")}
+
+
+def per_round_ratios(r: dict) -> dict:
+    """Each round's own ratio of loads measured minutes apart at most, and their median: the
+    machine's speed drifts between rounds, and a ratio within a round cancels most of it."""
+    runs = r.get("runs", {})
+
+    def rounds(top: str, bottom: str) -> dict:
+        values = [round(a["per_s"] / b["per_s"], 2) for a, b in zip(runs[top], runs[bottom], strict=True) if b["per_s"]]
+        return {"rounds": values, "median": round(statistics.median(values), 2) if values else None}
+
+    found = {name: {c: rounds(top.format(c=c), bottom.format(c=c)) for c in r["client_counts"]}
+             for name, (top, bottom) in PAIRED.items() if all(top.format(c=c) in runs for c in r["client_counts"])}
+    if "sold-out" in runs and "stock-reads" in runs:
+        found["sold_out_over_stock_reads"] = rounds("sold-out", "stock-reads")
+    return found
 
 
 def _row(label: str, clients, result: dict, rate: str) -> str:
@@ -115,6 +137,7 @@ def markdown(r: dict) -> str:
         f"Rate limiter on (limits never reached) / off: {by_count(h['limiter_on_over_off'])}.",
         f"App CPU per purchase {', '.join(f'{v:.2f} ms ({c} clients)' for c, v in h['app_cpu_ms_per_purchase'].items())}; "
         f"per sold-out answer {h['app_cpu_ms_per_sold_out']:.2f} ms.",
+        *_per_round_lines(h.get("per_round", {})),
         f"Burst: {worst['sold']} sold, {worst['oversold']} oversold, {worst['server_errors']} answers 5xx, verdict "
         f"{'PASS' if worst['passed'] else 'FAIL'} in the worst of {len(walls)} run(s); {e['wall_s']} s wall "
         f"(the median run; in order: {', '.join(f'{w:g}' for w in walls)} s) with {e['in_flight']} requests in flight.",
@@ -124,6 +147,18 @@ def markdown(r: dict) -> str:
         f"Total bench time {r['total_seconds']} s. Raw numbers: `docs/benchmarks.json`.",
         "",
     ])
+
+
+def _per_round_lines(per_round: dict) -> list[str]:
+    def show(found: dict) -> str:
+        return f"{found['median']:.2f} (rounds {', '.join(f'{v:.2f}' for v in found['rounds'])})"
+
+    names = {"purchases_over_pgbench": "purchases / pgbench", "limiter_on_over_off": "limiter on / off"}
+    parts = [f"{label} {c} clients {show(found)}" for name, label in names.items()
+             for c, found in per_round.get(name, {}).items()]
+    if "sold_out_over_stock_reads" in per_round:
+        parts.append(f"sold-out answers / stock reads {show(per_round['sold_out_over_stock_reads'])}")
+    return [f"Each round's own ratio (its two loads back to back), median: {'; '.join(parts)}."] if parts else []
 
 
 def write(out: Path, results: dict) -> None:

@@ -100,3 +100,20 @@ def test_latency_percentiles_are_nearest_rank():
     tally = Tally(latencies=[n / 1000 for n in range(1, 101)])  # 1 ms … 100 ms
     assert (tally.percentile(50), tally.percentile(95), tally.percentile(99)) == (0.05, 0.095, 0.099)
     assert Tally().percentile(99) == 0.0
+
+
+def test_each_rounds_own_ratio_and_their_median_are_reported_beside_the_ratio_of_medians():
+    r = results()
+    r["runs"] = {"purchases-16": [run(800, 1), run(400, 1), run(1000, 1)],
+                 "purchases-limited-16": [run(720, 1), run(380, 1), run(1000, 1)],
+                 "purchases-64": [run(600, 1)] * 3, "purchases-limited-64": [run(540, 1)] * 3,
+                 "pgbench-16": [run(400, 0)] * 3, "pgbench-64": [run(200, 0)] * 3,
+                 "sold-out": [run(1500, 1), run(800, 1), run(1600, 1)],
+                 "stock-reads": [run(2000, 1), run(1000, 1), run(2000, 1)]}
+    found = bench_report.headline(r)["per_round"]
+    assert found["limiter_on_over_off"][16] == {"rounds": [0.9, 0.95, 1.0], "median": 0.95}
+    assert found["purchases_over_pgbench"][64] == {"rounds": [3.0, 3.0, 3.0], "median": 3.0}
+    assert found["sold_out_over_stock_reads"] == {"rounds": [0.75, 0.8, 0.8], "median": 0.8}
+    text = bench_report.markdown({**r, "headline": bench_report.headline(r)})
+    assert "limiter on / off 16 clients 0.95 (rounds 0.90, 0.95, 1.00)" in text
+    assert "Rate limiter on (limits never reached) / off: 16 clients: 0.95" in text  # the ratio of medians stays

@@ -123,8 +123,9 @@ def markdown(r: dict) -> str:
         f"embedded PostgreSQL and Redis, rate limits off unless said; the load generator (stress.http1: "
         f"prepared requests, one keep-alive connection per client) shares the same cores. "
         f"Each load ran {r['seconds_per_load']:g} s, {r['repeats']} times interleaved "
-        f"with the loads it is compared with (the two purchase runs back to back, taking turns at going "
-        f"first); the table gives medians. Load average at the start: "
+        f"with the loads it is compared with (the two purchase runs back to back, and the sold-out answers "
+        f"and stock reads back to back, each pair taking turns at going first); the table gives medians. "
+        f"Load average at the start: "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}.",
         "",
         *table(r),

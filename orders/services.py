@@ -75,7 +75,8 @@ def purchase(*, user, product_id: int, quantity: int = 1, idempotency_key: str |
                                    admission_pass=admission_pass, limits=limits)
             buyer = Buyer(user_id=user.pk, quantity=quantity, admission_pass=admission_pass,
                           recheck_admission=unsure, limits=limits)
-            return buy_in_group(product_id, buyer, _buy_group, _count_rate_limits)
+            # Only a buyer with limits to count prepares the others: with limits off nothing extra runs.
+            return buy_in_group(product_id, buyer, _buy_group, _count_rate_limits if limits is not None else None)
         return _purchase_once(user, product_id, quantity, idempotency_key, admission_pass)
     except Exception:
         if limits is not None:
@@ -107,7 +108,7 @@ def _purchase_once(user, product_id: int, quantity: int, key: str, admission_pas
         raise refusal
     buyer = Buyer(user_id=user.pk, quantity=quantity, key=key, request_hash=request_hash,
                   admission_pass=admission_pass, recheck_admission=unsure)
-    return buy_in_group(product_id, buyer, _buy_group, _count_rate_limits)
+    return buy_in_group(product_id, buyer, _buy_group)  # its limits were counted first
 
 
 def _claim_idempotency_keys(pairs: list[tuple[int, str]]) -> list[bool]:

@@ -203,12 +203,13 @@ class PendingLimits:
     purchase gets, or None (under every limit, or Redis unavailable: fail open).
     """
 
-    __slots__ = ("alias", "limits", "counted", "settled", "refusal")
+    __slots__ = ("alias", "limits", "counted", "settled", "refusal", "_settling")
 
     def __init__(self, alias: str, limits: list[tuple[str, int, int, int]]):
         self.alias, self.limits = alias, limits  # (Redis key, limit, expiry, window end) each
         # counted: claimed by a count (set before anything is sent); settled: its answer is in.
         self.counted, self.settled, self.refusal = False, False, None
+        self._settling = None  # an Event, made only for a purchase that waits on another's count
 
     def count(self) -> None:
         """Count them now, unless already counted; raise the refusal if a limit is passed."""
@@ -221,19 +222,21 @@ class PendingLimits:
     def wait_settled(self) -> None:
         """Until the answer of a count someone else has in flight is in (a queued buyer counting
         its line's limits, see orders.services), as long as a count can take: past that the
-        count has failed open, and so do these limits."""
-        deadline = None
-        while not self.settled:
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + _SETTLE_WAIT_SECONDS
-            elif now >= deadline:
+        count has failed open, and so do these limits. Woken by the count itself, not polled:
+        a buyer handed the lead waits here, and every millisecond is the whole group's."""
+        if self.settled:
+            return
+        with _claims:
+            if self.settled:
                 return
-            _pause_while_settling()
+            if self._settling is None:
+                self._settling = threading.Event()  # made now, so gevent's when the server is patched
+            settling = self._settling
+        _wait_for_count(settling)
 
 
-def _pause_while_settling() -> None:
-    time.sleep(0.001)  # a gevent yield with a timer; rare: only while another's count is out
+def _wait_for_count(settling: threading.Event) -> None:
+    settling.wait(_SETTLE_WAIT_SECONDS)
 
 
 def purchase_limits(request) -> PendingLimits | None:
@@ -268,9 +271,16 @@ def count_limits(pending: list[PendingLimits]) -> None:
         for alias, batch in by_alias.items():
             _count_batch(alias, batch)
     finally:
-        for batch in by_alias.values():
-            for limits in batch:
-                limits.settled = True
+        _settle([limits for batch in by_alias.values() for limits in batch])
+
+
+def _settle(counted: list[PendingLimits]) -> None:
+    """Their answers are in (or failed open): mark them, and wake whoever waits on one."""
+    with _claims:  # against a waiter making its Event between our marking and our look
+        for limits in counted:
+            limits.settled = True
+            if limits._settling is not None:
+                limits._settling.set()
 
 
 def _count_batch(alias: str, batch: list[PendingLimits]) -> None:

@@ -618,17 +618,18 @@ def test_a_leader_whose_count_is_still_out_waits_for_its_answer_before_buying(ma
     limits = _limits_of(shopper)
     limits.counted = True  # claimed by another buyer's count, whose answer is not in yet
     leader = Buyer(user_id=shopper.pk, quantity=1, limits=limits)
-    waiting, real_pause = threading.Event(), ratelimits._pause_while_settling
+    waiting, real_wait = threading.Event(), ratelimits._wait_for_count
 
-    def pause():
+    def wait(settling):
         waiting.set()
-        real_pause()
+        real_wait(settling)
 
-    monkeypatch.setattr(ratelimits, "_pause_while_settling", pause)
+    monkeypatch.setattr(ratelimits, "_wait_for_count", wait)
     buying = threading.Thread(target=_buy_group, args=(product.pk, Gathering.of([leader])))
     buying.start()
     wait_until(lambda: waiting.is_set() or leader.answered, what="the leader to wait or to decide")
-    limits.refusal, limits.settled = RateLimited("over", retry_after=1), True  # the count answers
+    limits.refusal = RateLimited("over", retry_after=1)  # the other buyer's count answers...
+    ratelimits._settle([limits])  # ...and settles it, as count_limits does
     buying.join(timeout=30)
     assert isinstance(leader.error, RateLimited), (leader.error, leader.result)
     assert not Order.objects.exists()
